@@ -1,0 +1,1 @@
+"""The `gptfl-ray` command line (installed as gptfl_ray.cli): parsing and printing only."""

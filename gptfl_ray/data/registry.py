@@ -1,0 +1,26 @@
+"""Data sets by name. Each loader returns a `Dataset` or raises `ConfigError` in one line."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from gptfl_ray.data.base import Dataset
+from gptfl_ray.data.digits import load_digits_dataset
+from gptfl_ray.errors import ConfigError
+
+Loader = Callable[..., Dataset]
+_LOADERS: dict[str, Loader] = {"digits": load_digits_dataset}
+
+
+def register_dataset(name: str, loader: Loader) -> None:
+    _LOADERS[name] = loader
+
+
+def dataset_names() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def load_dataset(name: str, data_dir: str | None = None, download: bool = False, seed: int = 0) -> Dataset:
+    if name not in _LOADERS:
+        raise ConfigError("--dataset", f"unknown data set {name!r}; choose from {', '.join(dataset_names())}")
+    return _LOADERS[name](data_dir=data_dir, download=download, seed=seed)
