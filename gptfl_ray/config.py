@@ -1,0 +1,171 @@
+"""Frozen, validated configuration per stage (DESIGN rule 9).
+
+Typer options and TOML presets both fill these dataclasses; a bad value fails on construction,
+before any work starts, with one line naming the option. `config.toml` in a run directory holds
+one table per dataclass, so a run repeats from its seed and that file alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from gptfl_ray.errors import ConfigError
+
+PARTITIONS = ("iid", "dirichlet", "shards", "natural")
+BACKENDS = ("local", "ray")
+
+
+def _check(cond: bool, option: str, problem: str) -> None:
+    if not cond:
+        raise ConfigError(option, problem)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    partition: str = "dirichlet"
+    alpha: float = 0.1
+    clients: int = 50
+    min_client_size: int = 2
+    shards_per_client: int = 2
+
+    def __post_init__(self):
+        _check(self.partition in PARTITIONS, "--partition", f"unknown partition {self.partition!r}; choose from {', '.join(PARTITIONS)}")
+        _check(self.alpha > 0, "--alpha", f"must be > 0, got {self.alpha}")
+        _check(self.clients >= 1, "--clients", f"must be >= 1, got {self.clients}")
+        _check(self.min_client_size >= 1, "--min-client-size", f"must be >= 1, got {self.min_client_size}")
+        _check(self.shards_per_client >= 1, "--shards-per-client", f"must be >= 1, got {self.shards_per_client}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "cnn"
+    norm: str = "default"  # "group" swaps BatchNorm for GroupNorm (better under non-IID FL)
+
+    def __post_init__(self):
+        _check(self.norm in ("default", "batch", "group"), "--norm", f"unknown norm {self.norm!r}; choose default, batch or group")
+
+
+@dataclass(frozen=True)
+class FLConfig:
+    strategy: str = "fedavg"
+    rounds: int = 30
+    sample_rate: float | None = 0.2
+    clients_per_round: int | None = None
+    local_epochs: int = 2
+    batch_size: int = 16
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    prox_mu: float = 0.01
+    server_lr: float | None = None  # None: 1.0 for averaging, 0.01 for FedOpt
+    server_momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+    eval_every: int = 1
+    checkpoint_every: int = 5
+    dropout: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        from gptfl_ray.fl.algorithms import STRATEGIES
+
+        _check(self.strategy in STRATEGIES, "--strategy", f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+        _check(self.rounds >= 0, "--rounds", f"must be >= 0, got {self.rounds}")
+        if self.clients_per_round is not None:
+            _check(self.clients_per_round >= 1, "--clients-per-round", f"must be >= 1, got {self.clients_per_round}")
+        elif self.sample_rate is not None:
+            _check(0 < self.sample_rate <= 1, "--sample-rate", f"must be in (0, 1], got {self.sample_rate}")
+        _check(self.local_epochs >= 1, "--local-epochs", f"must be >= 1, got {self.local_epochs}")
+        _check(self.batch_size >= 1, "--batch-size", f"must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, "--lr", f"must be > 0, got {self.lr}")
+        _check(0 <= self.momentum < 1, "--momentum", f"must be in [0, 1), got {self.momentum}")
+        _check(self.weight_decay >= 0, "--weight-decay", f"must be >= 0, got {self.weight_decay}")
+        _check(self.prox_mu >= 0, "--prox-mu", f"must be >= 0, got {self.prox_mu}")
+        if self.server_lr is not None:
+            _check(self.server_lr > 0, "--server-lr", f"must be > 0, got {self.server_lr}")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1/--beta2", "must be in [0, 1)")
+        _check(self.tau > 0, "--tau", f"must be > 0, got {self.tau}")
+        _check(self.eval_every >= 1, "--eval-every", f"must be >= 1, got {self.eval_every}")
+        _check(self.checkpoint_every >= 0, "--checkpoint-every", f"must be >= 0, got {self.checkpoint_every}")
+        _check(0 <= self.dropout < 1, "--dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    backend: str = "local"
+    address: str | None = None  # an existing Ray cluster ("auto" included); None starts one locally
+    num_actors: int | None = None  # None: sized from the cluster's resources
+    client_cpus: float = 1.0
+    client_gpus: float = 0.0
+
+    def __post_init__(self):
+        _check(self.backend in BACKENDS, "--backend", f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        _check(self.client_cpus > 0, "--client-cpus", f"must be > 0, got {self.client_cpus}")
+        _check(0 <= self.client_gpus <= 1 or float(self.client_gpus).is_integer(), "--client-gpus", f"must be a fraction in [0, 1] or a whole number, got {self.client_gpus}")
+        if self.num_actors is not None:
+            _check(self.num_actors >= 1, "--num-actors", f"must be >= 1, got {self.num_actors}")
+
+
+@dataclass(frozen=True)
+class FederateConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    fl: FLConfig = field(default_factory=FLConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    init: str | None = None  # a saved model (safetensors) to start from: GPT-FL's pretrained model
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "fl": FLConfig, "engine": EngineConfig}
+
+
+def build_section(cls, *layers: dict[str, Any], section: str = ""):
+    """Later layers win; unknown keys are an error naming the section."""
+    names = {f.name for f in fields(cls)}
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for k, v in (layer or {}).items():
+            if k not in names:
+                raise ConfigError(f"[{section}] {k}" if section else k, f"unknown setting; known: {', '.join(sorted(names))}")
+            merged[k] = v
+    try:
+        return cls(**merged)
+    except TypeError as exc:
+        raise ConfigError(f"[{section}]", str(exc)) from None
+
+
+def split_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Route flat CLI options (None = not given) to their sections by field name."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        for sname, cls in SECTIONS.items():
+            if key in {f.name for f in fields(cls)}:
+                out[sname][key] = value
+                break
+        else:
+            raise KeyError(key)
+    return out
+
+
+def federate_config(file_cfg: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, init: str | None = None) -> FederateConfig:
+    file_cfg = file_cfg or {}
+    routed = split_overrides({k: v for k, v in (overrides or {}).items()})
+    # `--clients-per-round` given on the command line beats a preset's sample rate and vice versa.
+    if "clients_per_round" in routed["fl"]:
+        routed["fl"].setdefault("sample_rate", None)
+    elif "sample_rate" in routed["fl"]:
+        routed["fl"]["clients_per_round"] = None
+    parts = {s: build_section(cls, file_cfg.get(s, {}), routed[s], section=s) for s, cls in SECTIONS.items()}
+    init = init if init is not None else file_cfg.get("init")
+    return FederateConfig(**parts, init=init)
+
+
+def config_dict(cfg) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

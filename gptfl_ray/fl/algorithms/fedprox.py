@@ -1,0 +1,14 @@
+"""FedProx (Li et al., MLSys 2020): FedAvg's server step; clients minimise
+f_i(w) + mu/2 ||w - w_global||^2, which limits client drift under non-IID data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gptfl_ray.fl.algorithms.fedavg import FedAvg
+
+
+@dataclass(frozen=True)
+class FedProx(FedAvg):
+    prox_mu: float = 0.01
+    name: str = "fedprox"

@@ -1,0 +1,127 @@
+"""One client's local update (no Ray; DESIGN rule 5).
+
+Local SGD from the global weights on the client's own samples, with what each algorithm adds
+to the local objective: FedProx's proximal term (Li et al. 2020) and SCAFFOLD's gradient
+correction c - c_i (Karimireddy et al. 2020). The update is returned as a flat delta
+(local - global) so aggregation and secure aggregation work on plain vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gptfl_ray.models.params import get_flat, set_flat
+
+
+@dataclass(frozen=True)
+class LocalTrainConfig:
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class ClientResult:
+    client_id: int
+    num_samples: int
+    delta: np.ndarray
+    loss: float
+    steps: int
+    control_delta: np.ndarray | None = None  # SCAFFOLD: c_i+ - c_i
+    new_control: np.ndarray | None = None  # SCAFFOLD: c_i+
+
+
+def param_layout(model: torch.nn.Module) -> tuple[list[tuple[torch.nn.Parameter, slice]], np.ndarray]:
+    """Where each trainable parameter lives in the flat state vector, and a mask of those spots.
+
+    The flat vector also holds float buffers (BatchNorm statistics); they are averaged like
+    weights but take no proximal term or control correction.
+    """
+    params = dict(model.named_parameters())
+    out, offset = [], 0
+    mask_parts = []
+    for name, t in model.state_dict(keep_vars=True).items():
+        if not torch.is_floating_point(t):
+            continue
+        n = t.numel()
+        is_param = name in params and params[name].requires_grad
+        if is_param:
+            out.append((params[name], slice(offset, offset + n)))
+        mask_parts.append(np.full(n, is_param))
+        offset += n
+    return out, (np.concatenate(mask_parts) if mask_parts else np.zeros(0, bool))
+
+
+def client_update(
+    model: torch.nn.Module,
+    global_params: np.ndarray,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: LocalTrainConfig,
+    seed: int,
+    *,
+    client_id: int = -1,
+    prox_mu: float = 0.0,
+    control: tuple[np.ndarray, np.ndarray] | None = None,
+    layout=None,
+) -> ClientResult:
+    """Train `model` from `global_params` on (x, y); x and y already sit on the model's device."""
+    device = x.device
+    set_flat(model, global_params)
+    model.train()
+    layout = layout or param_layout(model)
+    slices, mask = layout
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    anchors = [p.detach().clone() for p, _ in slices] if prox_mu > 0 else None
+    corrections = None
+    if control is not None:
+        c_global, c_local = control
+        diff = torch.from_numpy(np.asarray(c_global - c_local, dtype=np.float32)).to(device)
+        corrections = [diff[s].view_as(p) for p, s in slices]
+
+    gen = torch.Generator().manual_seed(seed)
+    n = len(y)
+    bs = max(1, min(cfg.batch_size, n))
+    steps, loss_sum, seen = 0, 0.0, 0
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, generator=gen).to(device)
+        for start in range(0, n, bs):
+            idx = perm[start : start + bs]
+            if len(idx) == 1 and n > 1:
+                continue  # a batch of one breaks BatchNorm; its sample is seen next epoch
+            opt.zero_grad(set_to_none=True)
+            out = model(x[idx])
+            loss = F.cross_entropy(out, y[idx])
+            total = loss
+            if anchors is not None:
+                prox = sum(((p - a) ** 2).sum() for (p, _), a in zip(slices, anchors))
+                total = loss + 0.5 * prox_mu * prox
+            total.backward()
+            if corrections is not None:
+                for (p, _), corr in zip(slices, corrections):
+                    if p.grad is not None:
+                        p.grad.add_(corr)
+            opt.step()
+            steps += 1
+            loss_sum += float(loss.detach()) * len(idx)
+            seen += len(idx)
+
+    delta = get_flat(model) - global_params.astype(np.float32)
+    result = ClientResult(
+        client_id=client_id, num_samples=n, delta=delta, loss=loss_sum / max(seen, 1), steps=steps
+    )
+    if control is not None:
+        c_global, c_local = control
+        # Option II of the SCAFFOLD paper: c_i+ = c_i - c + (x - y_i) / (K lr).
+        new_c = (c_local - c_global - delta / (max(steps, 1) * cfg.lr)) * mask
+        result.new_control = new_c.astype(np.float32)
+        result.control_delta = (result.new_control - c_local).astype(np.float32)
+    return result

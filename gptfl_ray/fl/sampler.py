@@ -1,0 +1,40 @@
+"""Client sampling and per-client randomness, both pure functions of (seed, round[, client]).
+
+DESIGN rule 4 (as pfl-research tests): who trains in a round, and every random choice a client
+makes, depend only on these integers, never on how many executors ran or in which order, so
+results are pool-size independent and a resumed run replays exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_SAMPLE_TAG = 0x5A3F1E  # separates the sampling stream from the client streams
+_DROPOUT_TAG = 0xD60F
+
+
+def clients_per_round(num_clients: int, sample_rate: float | None = None, count: int | None = None) -> int:
+    if count is not None:
+        return min(int(count), num_clients)
+    rate = 1.0 if sample_rate is None else float(sample_rate)
+    return max(1, min(num_clients, int(round(rate * num_clients))))
+
+
+def sample_clients(num_clients: int, k: int, seed: int, round_idx: int) -> np.ndarray:
+    """k distinct client ids, sorted, drawn without replacement from the (seed, round) stream."""
+    rng = np.random.default_rng([seed, round_idx, _SAMPLE_TAG])
+    return np.sort(rng.choice(num_clients, size=k, replace=False)).astype(np.int64)
+
+
+def client_seed(seed: int, round_idx: int, client_id: int) -> int:
+    """A 63-bit seed for one client's local training in one round."""
+    ss = np.random.SeedSequence([seed, round_idx, int(client_id)])
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def client_drops(seed: int, round_idx: int, client_id: int, p: float) -> bool:
+    """Whether this client vanishes mid-round under `--dropout p`."""
+    if p <= 0:
+        return False
+    rng = np.random.default_rng([seed, round_idx, int(client_id), _DROPOUT_TAG])
+    return bool(rng.random() < p)
