@@ -14,6 +14,13 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """GPT-FL and FGL on a Ray-distributed cross-device federated-learning simulator."""
+
+
 # One module per command group; each defines register(app).
 _COMMAND_MODULES = ["federate"]
 
