@@ -6,10 +6,17 @@ from typing import Callable
 
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.data.digits import load_digits_dataset
+from gptfl_ray.data.torchvision_sets import load_cifar10, load_cifar100, load_flowers102, load_mnist
 from gptfl_ray.errors import ConfigError
 
 Loader = Callable[..., Dataset]
-_LOADERS: dict[str, Loader] = {"digits": load_digits_dataset}
+_LOADERS: dict[str, Loader] = {
+    "digits": load_digits_dataset,
+    "mnist": load_mnist,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "flowers102": load_flowers102,
+}
 
 
 def register_dataset(name: str, loader: Loader) -> None:
