@@ -145,6 +145,9 @@ def split_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for key, value in overrides.items():
         if value is None:
             continue
+        if key == "model":  # --model is ModelConfig.name
+            out["model"]["name"] = value
+            continue
         for sname, cls in SECTIONS.items():
             if key in {f.name for f in fields(cls)}:
                 out[sname][key] = value
