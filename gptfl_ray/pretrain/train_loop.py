@@ -1,0 +1,107 @@
+"""`train_loop_per_worker`: the per-worker body of server pre-training (DESIGN rule 8).
+
+Trains the downstream model on synthetic samples (GPT-FL section 3.3) and evaluates it on the
+real test set every epoch. Under Ray Train it uses `prepare_model`/`prepare_data_loader`
+(DDP and a distributed sampler when there are several workers, device placement on GPUs) and
+reports each epoch with a checkpoint; with `in_ray=False` the same body runs in-process.
+Each checkpoint carries `last.safetensors`, `best.safetensors` and `history.json`, so the final
+checkpoint alone holds everything the driver saves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from gptfl_ray.fl.metrics import evaluate
+from gptfl_ray.models.io import save_model_file
+from gptfl_ray.pretrain.augment import augment_batch
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def train_loop_per_worker(config: dict) -> None:
+    in_ray = config.get("in_ray", True)
+    if in_ray:
+        import ray
+        import ray.train
+        import ray.train.torch
+
+        data = ray.get(config["data"])
+        rank = ray.train.get_context().get_world_rank()
+    else:
+        data, rank = config["data"], 0
+    torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    torch.manual_seed(config["seed"])
+    model = config["model_fn"]()
+    if in_ray:
+        model = ray.train.torch.prepare_model(model)
+    device = next(model.parameters()).device
+
+    x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
+    x_test = torch.from_numpy(data["x_test"]).to(device)
+    y_test = torch.from_numpy(data["y_test"]).to(device)
+    gen = torch.Generator().manual_seed(config["seed"])
+    loader = DataLoader(TensorDataset(x, y), batch_size=config["batch_size"], shuffle=True, generator=gen, drop_last=len(y) > config["batch_size"])
+    if in_ray:
+        loader = ray.train.torch.prepare_data_loader(loader)
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config["epochs"])
+    aug_gen = torch.Generator().manual_seed(config["seed"] + 1)
+
+    history, best_acc = [], -1.0
+    with tempfile.TemporaryDirectory() as keep:
+        best_path = os.path.join(keep, "best.safetensors")
+        for epoch in range(1, config["epochs"] + 1):
+            if in_ray and hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(epoch)
+            model.train()
+            loss_sum, seen = 0.0, 0
+            for xb, yb in loader:
+                xb, yb = xb.to(device), yb.to(device)
+                if config["augment"]:
+                    xb = augment_batch(xb.cpu(), config["dataset"], config["modality"], aug_gen).to(device)
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * len(yb)
+                seen += len(yb)
+            sched.step()
+            ev = evaluate(_unwrap(model), None, x_test, y_test)
+            row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), **ev}
+            history.append(row)
+            if rank != 0:
+                if in_ray:
+                    ray.train.report(row)
+                continue
+            if ev["accuracy"] > best_acc:
+                best_acc = ev["accuracy"]
+                save_model_file(_unwrap(model), None, best_path)
+            ckpt_dir = tempfile.mkdtemp(dir=keep)
+            save_model_file(_unwrap(model), None, os.path.join(ckpt_dir, "last.safetensors"))
+            with open(best_path, "rb") as src, open(os.path.join(ckpt_dir, "best.safetensors"), "wb") as dst:
+                dst.write(src.read())
+            with open(os.path.join(ckpt_dir, "history.json"), "w") as fh:
+                json.dump(history, fh)
+            if in_ray:
+                ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir))
+            else:
+                config["report"](row, ckpt_dir)
+
+
+def numpy_payload(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> dict:
+    return {
+        "x": np.ascontiguousarray(x, dtype=np.float32),
+        "y": np.ascontiguousarray(y, dtype=np.int64),
+        "x_test": np.ascontiguousarray(x_test, dtype=np.float32),
+        "y_test": np.ascontiguousarray(y_test, dtype=np.int64),
+    }
