@@ -15,7 +15,7 @@ from gptfl_ray.data.base import Dataset
 from gptfl_ray.data.partition import partition
 from gptfl_ray.data.registry import load_dataset
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.models.registry import model_names
+from gptfl_ray.models.registry import model_names, model_norms
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ def load_task(cfg: FederateConfig) -> Task:
     d = cfg.data
     if cfg.model.name not in model_names():
         raise ConfigError("--model", f"unknown model {cfg.model.name!r}; choose from {', '.join(model_names())}")
+    norms = ("default",) + model_norms(cfg.model.name)
+    if cfg.model.norm not in norms:
+        raise ConfigError("--norm", f"{cfg.model.name} supports {', '.join(norms)}; got {cfg.model.norm!r}")
     if cfg.init is not None and not Path(cfg.init).is_file():
         raise ConfigError("--init", f"model file {cfg.init} does not exist")
     dataset = load_dataset(d.dataset, data_dir=d.data_dir, download=d.download, seed=cfg.fl.seed)
