@@ -1,0 +1,43 @@
+"""Starting or joining Ray, once per command.
+
+`--address` joins an existing cluster (`auto` included). Without it a single-node Ray starts
+that listens on 127.0.0.1 only, so nothing of a laptop run is reachable from the network:
+Ray picks its node address from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imported, and
+"0" selects loopback (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+from gptfl_ray.errors import ConfigError
+
+_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None) -> bool:
+    """Initialise Ray unless it already is; True when this call started it (and owns shutdown)."""
+    os.environ.setdefault(_LOOPBACK_ENV, "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address and address != "local":
+        try:
+            ray.init(address=address, configure_logging=False, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise ConfigError("--address", f"cannot connect to a Ray cluster at {address!r} ({str(exc).splitlines()[0]})") from None
+        return True
+    if os.environ[_LOOPBACK_ENV] == "0":
+        import ray._private.ray_constants as ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    kwargs = {}
+    if num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus
+    if num_gpus is not None:
+        kwargs["num_gpus"] = num_gpus
+    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False, **kwargs)
+    return True
