@@ -25,7 +25,7 @@ def load_imagenet_weights(model: torch.nn.Module, name: str) -> tuple[torch.nn.M
     from torchvision.models import get_weight
 
     try:
-X
+        with contextlib.redirect_stdout(io.StringIO()):  # torch.hub prints "Downloading: ..."
             state = get_weight(WEIGHTS[name]).get_state_dict(progress=False)
     except Exception as exc:  # URLError offline, or a corrupt cache file
         raise ConfigError("--init-pretrained", f"could not load torchvision {WEIGHTS[name]} ({type(exc).__name__}; needs network or a cached copy in $TORCH_HOME/hub/checkpoints)") from None
