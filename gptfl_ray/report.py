@@ -21,7 +21,9 @@ def first_reaching(history: list[dict], target: float | None, key: str = "accura
     return None
 
 
-def variant_summary(history: list[dict], target: float | None, num_params: int, extra: dict | None = None) -> dict:
+def variant_summary(history: list[dict], target: float | None, num_params: int, extra: dict | None = None, rounds: list[dict] | None = None) -> dict:
+    """One variant's entry in summary.json; `rounds` (every round, not just evaluated ones)
+    supplies the per-round gradient diversity when given."""
     final = history[-1]
     hit = first_reaching(history, target)
     return {
@@ -32,7 +34,7 @@ def variant_summary(history: list[dict], target: float | None, num_params: int, 
         "cum_bytes": final.get("cum_bytes", 0),
         "accuracy_per_round": [[h["round"], h["accuracy"]] for h in history],
         "bytes_per_round": [[h["round"], h.get("cum_bytes", 0)] for h in history],
-        "gradient_diversity_per_round": [[h["round"], h["gradient_diversity"]] for h in history if h.get("gradient_diversity") is not None],
+        "gradient_diversity_per_round": [[h["round"], h["gradient_diversity"]] for h in (rounds if rounds is not None else history) if h.get("gradient_diversity") is not None],
         "target_accuracy": target,
         "rounds_to_target": None if hit is None else hit["round"],
         "bytes_to_target": None if hit is None else hit.get("cum_bytes", 0),

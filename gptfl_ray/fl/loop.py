@@ -176,7 +176,7 @@ def run_federation(
                     on_round(ev)
             elif on_round:
                 on_round({"round": r})
-            if fl.checkpoint_every and (r % fl.checkpoint_every == 0 or r == fl.rounds):
+            if (fl.checkpoint_every and r % fl.checkpoint_every == 0) or r == fl.rounds:
                 save_checkpoint(ckpt_dir, state, {"cum_bytes_down": cum_down, "cum_bytes_up": cum_up, "config": config_dict(cfg)},
                                 store.snapshot() if store is not None else None)
     finally:

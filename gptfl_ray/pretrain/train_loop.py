@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gptfl_ray.fl.metrics import evaluate
 from gptfl_ray.models.io import save_model_file
+from gptfl_ray.models.params import set_flat
 from gptfl_ray.pretrain.augment import augment_batch
 
 
@@ -42,6 +43,8 @@ def train_loop_per_worker(config: dict) -> None:
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     torch.manual_seed(config["seed"])
     model = config["model_fn"]()
+    if config.get("init_params") is not None:  # e.g. ImageNet weights (paper Table 5)
+        set_flat(model, config["init_params"])
     if in_ray:
         model = ray.train.torch.prepare_model(model)
     device = next(model.parameters()).device

@@ -52,13 +52,14 @@ def pretrain(
     y_syn: np.ndarray,
     out_dir: str | Path,
     on_epoch: Callable[[int], None] | None = None,
+    init_params: np.ndarray | None = None,
 ) -> PretrainResult:
     """Train on synthetic samples (raw, the data set's own units); evaluate on the real test set."""
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = numpy_payload(dataset.prepare(x_syn_raw), y_syn, dataset.prepare(dataset.x_test), dataset.y_test)
-    loop_cfg = _loop_config(cfg, factory, dataset)
+    loop_cfg = {**_loop_config(cfg, factory, dataset), "init_params": init_params}
 
     if cfg.train_workers == 0:
         final: dict[str, str] = {}
