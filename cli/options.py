@@ -1,0 +1,91 @@
+"""Option groups shared by several commands, declared once.
+
+Typer reads a command's options from its signature; `with_options` gives a `**kwargs` command
+the signature of the listed option groups, so `federate`, `simulate` and the bench commands
+share one definition of every FL option instead of copies that drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+P = inspect.Parameter
+
+
+def opt(name: str, annotation: Any, default: Any, help: str, *flags: str) -> inspect.Parameter:
+    return P(name, P.KEYWORD_ONLY, default=typer.Option(default, *flags, help=help), annotation=annotation)
+
+
+DATA_OPTIONS = [
+    opt("dataset", Optional[str], None, "Data set (digits, mnist, cifar10, cifar100, flowers102, speechcommands, esc50)."),
+    opt("data_dir", Optional[str], None, "Where torchvision/torchaudio data sets live."),
+    opt("download", Optional[bool], None, "Fetch a missing data set (needs network).", "--download/--no-download"),
+    opt("clients", Optional[int], None, "Number of virtual clients."),
+    opt("partition", Optional[str], None, "iid | dirichlet | shards | natural."),
+    opt("alpha", Optional[float], None, "Dirichlet concentration (paper: 0.1 high, 0.5 low heterogeneity)."),
+    opt("min_client_size", Optional[int], None, "Smallest client under the Dirichlet split."),
+    opt("shards_per_client", Optional[int], None, "Shards per client for --partition shards."),
+]
+MODEL_OPTIONS = [
+    opt("model", Optional[str], None, "Model (cnn, convnet, resnet18, resnet50, vgg19, mlp, fedaudio)."),
+    opt("norm", Optional[str], None, "Normalisation layer: default, batch, group, instance, none (per model)."),
+]
+FL_OPTIONS = [
+    opt("strategy", Optional[str], None, "fedavg | fedprox | scaffold | fedadam | fedyogi | fedadagrad | fedavgm."),
+    opt("rounds", Optional[int], None, "Communication rounds."),
+    opt("sample_rate", Optional[float], None, "Fraction of clients sampled per round, in (0, 1]."),
+    opt("clients_per_round", Optional[int], None, "Clients per round (instead of --sample-rate)."),
+    opt("local_epochs", Optional[int], None, "Local epochs per round."),
+    opt("batch_size", Optional[int], None, "Local batch size."),
+    opt("lr", Optional[float], None, "Client learning rate."),
+    opt("momentum", Optional[float], None, "Client SGD momentum."),
+    opt("weight_decay", Optional[float], None, "Client weight decay."),
+    opt("prox_mu", Optional[float], None, "FedProx proximal weight mu."),
+    opt("server_lr", Optional[float], None, "Server learning rate (default 1.0; FedOpt 0.01)."),
+    opt("server_momentum", Optional[float], None, "FedAvgM server momentum."),
+    opt("beta1", Optional[float], None, "FedOpt beta1."),
+    opt("beta2", Optional[float], None, "FedOpt beta2."),
+    opt("tau", Optional[float], None, "FedOpt adaptivity tau."),
+    opt("eval_every", Optional[int], None, "Evaluate on the test set every k rounds."),
+    opt("checkpoint_every", Optional[int], None, "Checkpoint every k rounds (the last round always)."),
+    opt("dropout", Optional[float], None, "Probability that a sampled client vanishes mid-round."),
+    opt("seed", Optional[int], None, "Seed: fixes split, init, sampling and every client's randomness."),
+]
+ENGINE_OPTIONS = [
+    opt("backend", Optional[str], None, "ray (default) | local (in-process, for debugging)."),
+    opt("address", Optional[str], None, "Ray cluster address ('auto' included); default starts a local Ray on loopback."),
+    opt("num_actors", Optional[int], None, "Client-executor actors (default: sized from the cluster's resources)."),
+    opt("client_cpus", Optional[float], None, "CPUs per client-executor actor."),
+    opt("client_gpus", Optional[float], None, "GPUs per client-executor actor; 0.25 puts four on a GPU."),
+]
+RUN_OPTIONS = [
+    opt("config", Optional[Path], None, "TOML file (a preset from configs/, or a run's own config.toml)."),
+    opt("output_dir", Optional[Path], None, "Run directory."),
+    opt("resume", bool, False, "Continue the run in --output-dir where it stopped."),
+    opt("overwrite", bool, False, "Replace the results already in --output-dir."),
+]
+FEDERATE_KEYS = [p.name for group in (DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, ENGINE_OPTIONS) for p in group]
+
+
+def with_options(*groups: list[inspect.Parameter]) -> Callable[[Callable], Callable]:
+    """Give `fn(**kwargs)` the signature made of `groups` (later names win)."""
+
+    def deco(fn: Callable) -> Callable:
+        seen: dict[str, inspect.Parameter] = {}
+        for group in groups:
+            for p in group:
+                seen[p.name] = p
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            return fn(**kwargs)
+
+        wrapper.__signature__ = inspect.Signature(list(seen.values()))
+        return wrapper
+
+    return deco
