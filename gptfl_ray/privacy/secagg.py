@@ -178,9 +178,12 @@ class Client:
         me = self._pos[self.cid]
         shares = shamir.deal([self._b, self._s_sk_raw], len(ids), self.spec.threshold,
                              self._shamir_stream)
+        packed = shamir.share_to_bytes(shares)  # one conversion for all parties
+        size = shamir.SHARE_BYTES
         out: dict[int, bytes] = {}
         for pos, v in enumerate(ids):
-            sb, ss = shamir.share_to_bytes(shares[pos, 0]), shamir.share_to_bytes(shares[pos, 1])
+            sb = packed[2 * pos * size : (2 * pos + 1) * size]
+            ss = packed[(2 * pos + 1) * size : (2 * pos + 2) * size]
             if v == self.cid:
                 self._held[v] = (sb, ss)
                 continue

@@ -51,7 +51,9 @@ def chunks_to_secret(chunks: np.ndarray) -> bytes | None:
 
 
 def share_to_bytes(share: np.ndarray) -> bytes:
-    return b"".join(int(e).to_bytes(3, "big") for e in share.reshape(-1))
+    """Big-endian 3-byte elements, in the array's order (any shape)."""
+    a = np.asarray(share, dtype=np.int64).reshape(-1)
+    return np.stack([a >> 16, (a >> 8) & 0xFF, a & 0xFF], axis=1).astype(np.uint8).tobytes()
 
 
 def share_from_bytes(raw: bytes, secrets: int = 1) -> np.ndarray:
