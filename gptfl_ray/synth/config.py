@@ -1,0 +1,127 @@
+"""Resolved configs of the prompts and generate stages (GPT-FL sections 3.1-3.2).
+
+Frozen dataclasses validated on construction (DESIGN rule 9): a bad value fails before any model
+loads or Ray starts, with one ConfigError line that names the CLI option.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from gptfl_ray.errors import ConfigError
+
+PROMPT_STYLES = ("class", "multi-domain", "llm")
+ENGINES = ("ray", "local")
+DEFAULT_LLM = "gpt2"  # the paper used GPT-3; any causal LM by hub id or local path works
+
+
+def _positive_int(option: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        raise ConfigError(option, f"must be a positive integer, got {value!r}")
+
+
+def _positive(option: str, value: float | None) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ConfigError(option, f"must be a positive number, got {value!r}")
+
+
+def _counts(per_class: int | None, scale: float | None) -> None:
+    _positive_int("--per-class", per_class)
+    _positive("--scale", scale)
+    if per_class is not None and scale is not None:
+        raise ConfigError("--per-class", "give --per-class or --scale, not both")
+
+
+def per_class_count(per_class: int | None, scale: float | None, num_train: int, num_classes: int) -> int:
+    """`--scale k` is the paper's "kx synthetic": k times the real train size, spread evenly."""
+    if per_class is not None:
+        return per_class
+    return max(1, int(round((1.0 if scale is None else scale) * num_train / max(1, num_classes))))
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    dataset: str = "digits"
+    style: str = "class"
+    per_class: int | None = None
+    scale: float | None = None
+    seed: int = 0
+    guidance_min: float = 1.0  # the paper draws the guidance scale uniformly in [1, 5]
+    guidance_max: float = 5.0
+    style_words: bool = True  # mix glyph style words (bold, slanted, ...) into image prompts
+    llm_model: str | None = None
+    llm_max_tries: int = 8  # LLM rounds per class before falling back to class templates
+    llm_max_new_tokens: int = 24
+    labels: tuple[str, ...] | None = None  # a received label set (e.g. IBLT-decoded); None = all
+
+    def __post_init__(self):
+        if self.style not in PROMPT_STYLES:
+            raise ConfigError("--style", f"unknown prompt style {self.style!r}; choose from {', '.join(PROMPT_STYLES)}")
+        _counts(self.per_class, self.scale)
+        _positive("--guidance-min", self.guidance_min)
+        _positive("--guidance-max", self.guidance_max)
+        if self.guidance_min > self.guidance_max:
+            raise ConfigError("--guidance-min", f"{self.guidance_min} exceeds --guidance-max {self.guidance_max}")
+        _positive_int("--llm-max-tries", self.llm_max_tries)
+        _positive_int("--llm-max-new-tokens", self.llm_max_new_tokens)
+        if self.style == "llm" and self.llm_model is None:
+            object.__setattr__(self, "llm_model", DEFAULT_LLM)
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(self.labels))
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    dataset: str = "digits"
+    generator: str = "glyph"
+    model: str | None = None  # hub id or local path; None = the generator's default
+    seed: int = 0
+    per_class: int | None = None  # subsample the prompts file (or size new prompts)
+    scale: float | None = None
+    gen_actors: int = 1
+    gen_gpus: float = 0.0  # GPUs per actor; fractions pack several actors on one GPU
+    batch_size: int = 16
+    shard_size: int = 256
+    engine: str = "ray"  # "local" runs the same generator in a plain loop (tests, benchmark)
+    overwrite: bool = False
+    steps: int = 30  # diffusion steps (diffusers, audioldm)
+    height: int | None = None  # generation size before resizing to the data set's size
+    width: int | None = None
+    negative_prompt: str = ""
+    clip_seconds: float = 1.0  # audio clip length (data set's length wins when it has one)
+    speaker_embeddings: str | None = None  # .npy of 512-d x-vectors for SpeechT5
+    vocoder: str | None = None  # SpeechT5 HiFi-GAN by hub id or path (default microsoft/speecht5_hifigan)
+    device: str = "auto"  # auto = cuda with fp16 when a GPU is visible, else cpu
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _counts(self.per_class, self.scale)
+        _positive_int("--gen-actors", self.gen_actors)
+        if not (isinstance(self.gen_gpus, (int, float)) and math.isfinite(self.gen_gpus) and self.gen_gpus >= 0):
+            raise ConfigError("--gen-gpus", f"must be zero or a positive number, got {self.gen_gpus!r}")
+        _positive_int("--batch-size", self.batch_size)
+        _positive_int("--shard-size", self.shard_size)
+        _positive_int("--steps", self.steps)
+        _positive_int("--height", self.height)
+        _positive_int("--width", self.width)
+        _positive("--clip-seconds", self.clip_seconds)
+        if self.engine not in ENGINES:
+            raise ConfigError("--engine", f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError("--device", f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
+
+    def generator_options(self) -> dict:
+        """What the generator actors see (no counts or paths of the run itself)."""
+        opts = {
+            "steps": self.steps,
+            "height": self.height,
+            "width": self.width,
+            "negative_prompt": self.negative_prompt,
+            "clip_seconds": self.clip_seconds,
+            "speaker_embeddings": self.speaker_embeddings,
+            "vocoder": self.vocoder,
+            "device": self.device,
+            **self.extra,
+        }
+        return {k: v for k, v in opts.items() if v is not None}
