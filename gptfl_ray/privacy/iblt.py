@@ -20,10 +20,10 @@ probability about 1/p. Decoding succeeds when every cell ends at zero.
 
 Sizing. Each sub-table gets ceil(3 * capacity / hashes) + 10 cells. With the default of 4 hashes
 and the table exactly full, peeling failed in at most 0.07% of 10,000 trials with random cell
-choices per capacity (1 to 100 names; 2,500 trials at 300 and 1,000 names, no failure). The usual failure in small
-tables is two names sharing all their cells, about C(capacity, 2) / (cells per sub-table)^4, which
-the constant term keeps down. Below capacity failures are rarer still, and because of this margin
-a table usually decodes about twice its capacity before it overflows.
+choices per capacity (1 to 100 names; 2,500 trials at 300 and 1,000 names, no failure). The usual
+failure in small tables is two names sharing all their cells, about C(capacity, 2) / (cells per
+sub-table)^4, which the constant term keeps down. Below capacity failures are rarer still, and
+because of this margin a table usually decodes about twice its capacity before it overflows.
 """
 
 from __future__ import annotations
