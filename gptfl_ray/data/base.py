@@ -38,11 +38,21 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one prepared sample: (C, H, W) for images."""
+        """Shape of one prepared sample: (C, H, W) for images, (mel bins, frames) for audio."""
+        if self.modality == "audio":
+            from gptfl_ray.data.audio import feature_shape
+
+            return feature_shape(self.x_train.shape[-1])
         return tuple(self.x_train.shape[1:])
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """Raw samples -> normalised float32 model input."""
+        if self.modality == "audio":
+            # FedAudio's log-mel front-end (data/audio.py), chunked: no full float copy of x.
+            from gptfl_ray.data.audio import log_mel
+
+            return log_mel(x, sample_rate=int(self.extra.get("sample_rate", 16_000)),
+                           scale=1.0 / float(self.max_value))
         x = np.asarray(x, dtype=np.float32) / np.float32(self.max_value)
         if self.modality == "image":
             mean = np.asarray(self.mean, np.float32).reshape(1, -1, 1, 1)
