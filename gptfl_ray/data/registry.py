@@ -6,6 +6,8 @@ from typing import Callable
 
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.data.digits import load_digits_dataset
+from gptfl_ray.data.esc50 import load_esc50
+from gptfl_ray.data.speechcommands import load_speechcommands
 from gptfl_ray.data.torchvision_sets import load_cifar10, load_cifar100, load_flowers102, load_mnist
 from gptfl_ray.errors import ConfigError
 
@@ -16,6 +18,8 @@ _LOADERS: dict[str, Loader] = {
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "flowers102": load_flowers102,
+    "speechcommands": load_speechcommands,
+    "esc50": load_esc50,
 }
 
 

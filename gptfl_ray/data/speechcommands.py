@@ -1,0 +1,152 @@
+"""Google Speech Commands v2 (Warden 2018) from torchaudio's on-disk layout.
+
+GPT-FL (paper section 4.1) uses Google Speech Commands for keyword spotting, partitioned by
+speaker ("naturally non-IID"), with the FedAudio benchmark's model (Zhang et al., ICASSP 2023).
+This loader reads the layout torchaudio's `SPEECHCOMMANDS` writes,
+
+    <data_dir>/SpeechCommands/speech_commands_v0.02/<word>/<speaker>_nohash_<n>.wav
+    <data_dir>/SpeechCommands/speech_commands_v0.02/{validation,testing}_list.txt
+
+(`data_dir` may also point at the `speech_commands_v0.02` folder itself), with torchaudio
+downloading it only when `--download` is given. WAVs are read with soundfile.
+
+- Classes: the 35 keywords of v0.02 in sorted (torchaudio) order; `_background_noise_` is no
+  class. Every keyword folder must exist.
+- Split: the official lists. test = `testing_list.txt`; train = every clip in neither list;
+  the validation clips are not loaded (nothing here tunes on them). The lists are speaker
+  disjoint, so the test speakers are unseen, as in the paper (2,112 training speakers of 2,618).
+- Clients: `groups` holds an int speaker code per training clip (the `<speaker>` part of the
+  file name); `extra["speakers"]` maps codes back to ids. `--partition natural` makes each
+  speaker, or a run of speakers when there are fewer clients, one client.
+- Raw samples: float32 waveforms at 16 kHz, zero-padded/cut at the end to 1 s = 16,000 samples
+  (the recordings are at most 1 s; a few are shorter).
+
+Decoding ~96k small WAVs takes a while, so the decoded split is cached once as int16 (the
+files are 16-bit PCM, so this is lossless for the real set) in `gptfl_v1_cache.npz` next to
+the lists; the cache is used only while the list of files is unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gptfl_ray.data.audio import SAMPLE_RATE, fit_length, read_wav, resample
+from gptfl_ray.data.base import Dataset
+from gptfl_ray.data.torchvision_sets import data_root
+from gptfl_ray.errors import ConfigError
+
+KEYWORDS = (
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
+    "four", "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one",
+    "right", "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow",
+    "yes", "zero",
+)
+CLIP_SAMPLES = SAMPLE_RATE  # 1 s
+FOLDER = Path("SpeechCommands") / "speech_commands_v0.02"
+HASH_DIVIDER = "_nohash_"
+CACHE_NAME = "gptfl_v1_cache.npz"
+
+
+def _find(root: Path) -> Path | None:
+    for cand in (root / FOLDER, root / FOLDER.name, root):
+        if (cand / "testing_list.txt").is_file() or any((cand / w).is_dir() for w in KEYWORDS[:3]):
+            return cand
+    return None
+
+
+def _download(root: Path) -> None:
+    from torchaudio.datasets import SPEECHCOMMANDS
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        SPEECHCOMMANDS(str(root), url="speech_commands_v0.02", download=True)
+    except Exception as e:  # urllib, tarfile, checksum mismatch ...
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+        raise ConfigError("--download", f"could not fetch Speech Commands v2 into {root}: {reason} (needs network)") from e
+
+
+def _read_list(base: Path, name: str) -> set[str]:
+    path = base / name
+    if not path.is_file():
+        raise ConfigError("--data-dir", f"{path} is missing; Speech Commands v2 ships it next to the keyword folders")
+    return {ln.strip().replace("\\", "/") for ln in path.read_text("utf-8").splitlines() if ln.strip()}
+
+
+def speaker_of(filename: str) -> str:
+    """`0a7c2a8d_nohash_0.wav` -> `0a7c2a8d`: the dataset's (hashed) speaker id."""
+    return Path(filename).name.split(HASH_DIVIDER)[0]
+
+
+def load_speechcommands(data_dir=None, download: bool = False, seed: int = 0, **_) -> Dataset:
+    root = data_root(data_dir)
+    base = _find(root)
+    if base is None and download:
+        _download(root)
+        base = _find(root)
+    if base is None:
+        raise ConfigError(
+            "--data-dir",
+            f"Speech Commands v2 not found under {root} (pass the folder holding"
+            f" {FOLDER}/<word>/*.wav, or --download to fetch it, 2.3 GB, needs network)",
+        )
+    missing = [w for w in KEYWORDS if not (base / w).is_dir()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ConfigError("--data-dir", f"{base} lacks keyword folders: {shown} (needs all 35 of v0.02)")
+    validation = _read_list(base, "validation_list.txt")
+    testing = _read_list(base, "testing_list.txt")
+
+    files, labels, is_test = [], [], []
+    for k, word in enumerate(KEYWORDS):
+        for p in sorted((base / word).glob("*.wav")):
+            rel = f"{word}/{p.name}"
+            if HASH_DIVIDER not in p.name or rel in validation:
+                continue
+            files.append(rel)
+            labels.append(k)
+            is_test.append(rel in testing)
+    if not files:
+        raise ConfigError("--data-dir", f"no <speaker>{HASH_DIVIDER}<n>.wav files under {base}")
+    files_arr = np.asarray(files)
+    labels_arr = np.asarray(labels, np.int64)
+    test_mask = np.asarray(is_test, bool)
+    if test_mask.all() or not test_mask.any():
+        raise ConfigError("--data-dir", f"{base}: testing_list.txt leaves {'no training' if test_mask.all() else 'no test'} clips")
+
+    waves = _cached_waves(base, files_arr)
+    speakers_train = np.asarray([speaker_of(f) for f in files_arr[~test_mask]])
+    speaker_ids, groups = np.unique(speakers_train, return_inverse=True)
+    return Dataset(
+        name="speechcommands", modality="audio", class_names=KEYWORDS,
+        x_train=waves[~test_mask], y_train=labels_arr[~test_mask],
+        x_test=waves[test_mask], y_test=labels_arr[test_mask],
+        max_value=1.0, mean=(0.0,), std=(1.0,),
+        groups=groups.astype(np.int64),
+        extra={"sample_rate": SAMPLE_RATE, "speakers": tuple(str(s) for s in speaker_ids)},
+    )
+
+
+def _cached_waves(base: Path, files: np.ndarray) -> np.ndarray:
+    cache = base / CACHE_NAME
+    if cache.is_file():
+        try:
+            with np.load(cache) as z:
+                if z["files"].shape == files.shape and (z["files"] == files).all():
+                    return z["pcm"].astype(np.float32) / np.float32(32768.0)
+        except (OSError, ValueError, KeyError):
+            pass  # a torn or foreign file: decode again and overwrite it
+    pcm = np.empty((len(files), CLIP_SAMPLES), np.int16)
+    for i, rel in enumerate(files):
+        wave, sr = read_wav(base / rel)
+        wave = fit_length(resample(wave, sr, SAMPLE_RATE), CLIP_SAMPLES)
+        pcm[i] = np.clip(np.round(wave * 32768.0), -32768, 32767)
+    try:
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, files=files, pcm=pcm)
+        tmp.replace(cache)  # atomic: an interrupted write never leaves a torn cache
+    except OSError:
+        pass  # a read-only data dir only costs the decode next time
+    # From the int16 form either way, so a cached load returns the very same samples.
+    return pcm.astype(np.float32) / np.float32(32768.0)
