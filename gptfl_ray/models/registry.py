@@ -1,7 +1,8 @@
 """Models by name: `build_model(name, input_shape, num_classes, norm)`.
 
 GPT-FL evaluates ConvNet, ResNet-18/50 and VGG-19 on images (paper section 4.1); `cnn` is the
-CPU-sized default for 8x8 digits and `mlp` a tiny net for tests. `norm="default"` means each
+CPU-sized default for 8x8 digits and `mlp` a tiny net for tests; `fedaudio` is the FedAudio
+conv-RNN GPT-FL uses for Speech Commands and ESC-50. `norm="default"` means each
 family's own default (ConvNet: instance, ResNet/VGG: batch, cnn/mlp: none).
 """
 
@@ -55,6 +56,14 @@ def _vgg19(shape, k, norm):
     return VGG(shape, k, norm=norm)
 
 
+def _fedaudio(shape, k, norm):
+    from gptfl_ray.models.audio_rnn import FedAudioConvRNN
+
+    if len(shape) != 2:
+        raise ConfigError("--model", f"fedaudio needs (mel bins, frames) audio features, got shape {shape}")
+    return FedAudioConvRNN(k, n_mels=shape[0])
+
+
 _MODELS: dict[str, ModelSpec] = {
     "cnn": ModelSpec(_cnn, ("none",)),
     "mlp": ModelSpec(_mlp, ("none",), image=False),
@@ -62,6 +71,7 @@ _MODELS: dict[str, ModelSpec] = {
     "resnet18": ModelSpec(_resnet("resnet18"), ("batch", "group")),
     "resnet50": ModelSpec(_resnet("resnet50"), ("batch", "group")),
     "vgg19": ModelSpec(_vgg19, ("batch", "group", "none")),
+    "fedaudio": ModelSpec(_fedaudio, ("none",), image=False),  # FedAudio conv-RNN (audio_rnn.py)
 }
 
 
