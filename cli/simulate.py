@@ -1,0 +1,115 @@
+"""`gptfl-ray simulate`: the whole GPT-FL method against its baselines, in one run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gptfl_ray.cli.common import console, guarded
+from gptfl_ray.cli.options import DATA_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, opt, with_options
+
+SIM_OPTIONS = [
+    opt("variants", Optional[str], None, "Comma-separated: fedavg, synthetic, gptfl, fgl (default fedavg,synthetic,gptfl)."),
+    opt("target_accuracy", Optional[float], None, "Report rounds and bytes to reach it (default: fedavg's final accuracy)."),
+    opt("init_pretrained", Optional[bool], None, "Start every variant from torchvision ImageNet weights (paper Table 5).", "--init-pretrained/--no-init-pretrained"),
+]
+SYNTH_OPTIONS = [
+    opt("style", Optional[str], None, "Prompt style: class | multi-domain | llm."),
+    opt("llm_model", Optional[str], None, "Causal LM (hub id or path) for --style llm."),
+    opt("generator", Optional[str], None, "glyph (offline default) | diffusers | speecht5 | audioldm | espeak."),
+    opt("gen_model", Optional[str], None, "Generator model: hub id or local path (generator default if unset)."),
+    opt("per_class", Optional[int], None, "Synthetic samples per class."),
+    opt("scale", Optional[float], None, "Synthetic size as k x the real train size (paper's 1x/2x/3x)."),
+    opt("gen_actors", Optional[int], None, "Generator actors in the Ray Data pool."),
+    opt("gen_gpus", Optional[float], None, "GPUs per generator actor."),
+]
+PRETRAIN_OPTIONS = [
+    opt("pretrain_epochs", Optional[int], None, "Server pre-training epochs on the synthetic data."),
+    opt("pretrain_lr", Optional[float], None, "Pre-training learning rate (paper: smaller than for real data)."),
+    opt("pretrain_weight_decay", Optional[float], None, "Pre-training weight decay (paper: larger than for real data)."),
+    opt("pretrain_batch_size", Optional[int], None, "Pre-training batch size."),
+    opt("train_workers", Optional[int], None, "Ray Train workers (0: train in this process)."),
+    opt("train_gpus", Optional[float], None, "GPUs per Ray Train worker."),
+]
+
+
+def stage_progress(progress: Progress):
+    """A progress-bar factory handed to the method: stage(name, total) -> update(done)."""
+    bars: dict[str, int] = {}
+
+    def stage(name: str, total: int | None = None):
+        bars[name] = progress.add_task(name, total=total)
+
+        def update(done: int) -> None:
+            progress.update(bars[name], completed=done)
+
+        return update
+
+    return stage
+
+
+def split_options(kw: dict) -> dict[str, dict]:
+    return {
+        "federate": {k: kw[k] for k in FEDERATE_KEYS},
+        "prompts": {"style": kw["style"], "llm_model": kw["llm_model"], "per_class": kw["per_class"], "scale": kw["scale"]},
+        "generate": {"generator": kw["generator"], "model": kw["gen_model"], "per_class": kw["per_class"], "scale": kw["scale"],
+                     "gen_actors": kw["gen_actors"], "gen_gpus": kw["gen_gpus"]},
+        "pretrain": {"epochs": kw["pretrain_epochs"], "lr": kw["pretrain_lr"], "weight_decay": kw["pretrain_weight_decay"],
+                     "batch_size": kw["pretrain_batch_size"], "train_workers": kw["train_workers"], "train_gpus": kw["train_gpus"]},
+        "simulate": {k: kw[k] for k in ("variants", "target_accuracy", "init_pretrained")},
+    }
+
+
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, ENGINE_OPTIONS, SIM_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, RUN_OPTIONS)
+def simulate(**kw):
+    """GPT-FL end to end: prompts -> synthetic data -> server pre-training -> FL fine-tuning,
+    beside standard FL and the synthetic-only model. With no options: the embedded digits task."""
+    from gptfl_ray.methods.gptfl import run_simulation, save_simulate_config, simulate_config
+    from gptfl_ray.ray_runtime import ensure_ray
+    from gptfl_ray.report import plot_variants, variants_table, write_summary
+    from gptfl_ray.runio import load_toml_file, read_config
+
+    run_dir = kw["output_dir"] or Path("runs/simulate")
+    file_cfg = load_toml_file(kw["config"]) if kw["config"] else {}
+    if kw["resume"] and not file_cfg:
+        file_cfg = read_config(run_dir)
+    cfg = simulate_config(file_cfg, split_options(kw))
+    check_run_dir(run_dir, cfg, kw["overwrite"])
+    uses_ray = cfg.federate.engine.backend == "ray" or cfg.generate.engine == "ray" or cfg.pretrain.train_workers > 0
+    t0 = time.perf_counter()
+    if uses_ray:
+        with console.status("starting Ray" if not cfg.federate.engine.address else f"joining Ray at {cfg.federate.engine.address}"):
+            ensure_ray(cfg.federate.engine.address)
+    save_simulate_config(run_dir, cfg)
+    with Progress(TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+        summary = run_simulation(cfg, run_dir, hooks={"stage": stage_progress(progress)})
+    write_summary(run_dir / "summary.json", summary)
+    plots = plot_variants(summary, run_dir / "plots")
+    console.print(variants_table(summary, summary["title"]))
+    if summary.get("target_is_fedavg_final"):
+        console.print(f"target = fedavg's final accuracy ({summary['target_accuracy']:.4f})", highlight=False)
+    console.print(f"done in {time.perf_counter() - t0:.1f}s -> {run_dir}/summary.json, {', '.join(p.name for p in plots)}", highlight=False)
+
+
+def check_run_dir(run_dir: Path, cfg, overwrite: bool) -> None:
+    """A run directory of another data set is never mixed into or silently replaced."""
+    import shutil
+
+    from gptfl_ray.errors import ConfigError
+    from gptfl_ray.runio import read_config
+
+    saved = read_config(run_dir).get("federate", {}).get("data", {}).get("dataset")
+    if saved is None or saved == cfg.federate.data.dataset:
+        return
+    if not overwrite:
+        raise ConfigError("--output-dir", f"{run_dir} holds a run on {saved!r}, not {cfg.federate.data.dataset!r}; "
+                                          "use another --output-dir, or --overwrite to replace it")
+    shutil.rmtree(run_dir)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(guarded(simulate))

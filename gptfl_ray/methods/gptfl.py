@@ -1,0 +1,272 @@
+"""GPT-FL (Zhang et al., CVPR-W 2024, Figure 1) composed from the stages, with its baselines.
+
+    label names -> prompts -> synthetic data -> server pre-training -> FL fine-tuning
+
+and the variants the paper compares (Tables 2-4): `fedavg` (standard FL from random init),
+`synthetic` (the pre-trained model alone, zero-shot on the real test set) and `gptfl` (the
+pre-trained model fine-tuned by FL with any strategy). One run directory holds them all; every
+stage's output is reused when its config matches, so a rerun regenerates nothing and an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from gptfl_ray.config import FederateConfig, config_dict
+from gptfl_ray.errors import ConfigError
+from gptfl_ray.fl.loop import FederationResult, ModelFactory, run_federation
+from gptfl_ray.fl.metrics import evaluate
+from gptfl_ray.methods.task import Task, load_task
+from gptfl_ray.models.io import load_model_file, save_model_file
+from gptfl_ray.models.params import get_flat, num_params
+from gptfl_ray.pretrain.config import PretrainConfig
+from gptfl_ray.report import variant_summary
+from gptfl_ray.runio import atomic_write_json, read_config, write_config_section
+from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
+
+VARIANTS = ("fedavg", "synthetic", "gptfl", "fgl")
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    federate: FederateConfig = field(default_factory=FederateConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    variants: tuple[str, ...] = ("fedavg", "synthetic", "gptfl")
+    target_accuracy: float | None = None  # None: fedavg's final accuracy, when fedavg runs
+    init_pretrained: bool = False
+
+    def __post_init__(self):
+        if not self.variants:
+            raise ConfigError("--variants", "name at least one variant")
+        for v in self.variants:
+            if v not in VARIANTS:
+                raise ConfigError("--variants", f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+        if self.target_accuracy is not None and not (0 < self.target_accuracy <= 1):
+            raise ConfigError("--target-accuracy", f"must be in (0, 1], got {self.target_accuracy}")
+        if self.prompts.dataset != self.federate.data.dataset or self.generate.dataset != self.federate.data.dataset:
+            raise ConfigError("--dataset", "the prompts, generate and federate stages must use one data set")
+
+    @property
+    def needs_synthetic(self) -> bool:
+        return any(v in ("synthetic", "gptfl") for v in self.variants)
+
+
+@dataclass
+class StageTimes:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, t0: float) -> None:
+        self.seconds[name] = round(time.perf_counter() - t0, 2)
+
+
+Hooks = dict[str, Callable[..., Any]]
+
+
+def _factory(cfg: SimulateConfig, task: Task) -> ModelFactory:
+    m = cfg.federate.model
+    return ModelFactory(m.name, task.dataset.input_shape, task.dataset.num_classes, m.norm, seed=cfg.federate.fl.seed)
+
+
+def initial_params(cfg: SimulateConfig, factory: ModelFactory) -> np.ndarray | None:
+    """ImageNet weights for every variant when --init-pretrained (paper Table 5), else None."""
+    if not cfg.init_pretrained:
+        return None
+    from gptfl_ray.models.imagenet import load_imagenet_weights
+
+    model, _ = load_imagenet_weights(factory(), cfg.federate.model.name)
+    return get_flat(model)
+
+
+def _same(section: str, run_dir: Path, cfg: Any) -> bool:
+    saved = read_config(run_dir).get(section)
+    if saved is None:
+        return False
+    from gptfl_ray.runio import _plain
+
+    return saved == _plain(cfg)
+
+
+def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None = None) -> dict:
+    """Run every requested variant into `run_dir`; returns the summary (also `summary.json`)."""
+    from gptfl_ray.synth import pipeline, prompts as prompts_mod, store
+
+    hooks = hooks or {}
+    stage = hooks.get("stage", lambda name, total=None: (lambda done: None))
+    run_dir = Path(run_dir)
+    times = StageTimes()
+    t_all = time.perf_counter()
+    task = load_task(cfg.federate)
+    ds = task.dataset
+    factory = _factory(cfg, task)
+    init = initial_params(cfg, factory)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # Stages 1-2: prompts and synthetic data (paper 3.1-3.2), reused when already complete.
+    if cfg.needs_synthetic:
+        t0 = time.perf_counter()
+        prompts_mod.ensure_prompts(cfg.prompts, ds, run_dir)
+        times.add("prompts", t0)
+        t0 = time.perf_counter()
+        pipeline.ensure_generated(cfg.generate, ds, run_dir, progress=stage("generate"))
+        times.add("generate", t0)
+
+        # Stage 3: server pre-training on the synthetic data (paper 3.3).
+        t0 = time.perf_counter()
+        pre_dir = run_dir / "pretrain"
+        manifest_sha = store.read_manifest(run_dir).get("sha256", "")
+        pre_key = {**dataclasses.asdict(cfg.pretrain), "model": cfg.federate.model.name, "norm": cfg.federate.model.norm,
+                   "synthetic": manifest_sha, "init_pretrained": cfg.init_pretrained}
+        if not ((pre_dir / "model.safetensors").exists() and _same("pretrain_key", run_dir, pre_key)):
+            from gptfl_ray.pretrain.trainer import pretrain
+
+            x_syn, y_syn = store.load_synthetic(run_dir, ds)
+            pretrain(cfg.pretrain, factory, ds, x_syn, y_syn, pre_dir, on_epoch=stage("pretrain", cfg.pretrain.epochs), init_params=init)
+            write_config_section(run_dir, "pretrain_key", pre_key)
+        times.add("pretrain", t0)
+        pretrained = get_flat(load_model_file(factory(), pre_dir / "model.safetensors", option="--output-dir"))
+
+    variants: dict[str, dict] = {}
+    results: dict[str, FederationResult] = {}
+    for name in cfg.variants:
+        t0 = time.perf_counter()
+        if name == "synthetic":
+            x_test, y_test = _test_tensors(ds)
+            ev = evaluate(factory(), pretrained, x_test, y_test)
+            hist = [{"round": 0, **ev, "cum_bytes": 0}]
+            variants[name] = variant_summary(hist, None, len(pretrained))
+        elif name in ("fedavg", "gptfl"):
+            start = pretrained if name == "gptfl" else init
+            res = _federate_variant(cfg.federate, task, run_dir / "federate" / name, start, stage(name, cfg.federate.fl.rounds))
+            results[name] = res
+            variants[name] = variant_summary(res.history, None, res.num_params, rounds=res.rounds)
+        elif name == "fgl":
+            from gptfl_ray.methods.fgl import run_fgl_variant
+
+            variants[name] = run_fgl_variant(cfg, task, factory, run_dir, stage)
+        times.add(name, t0)
+
+    target = cfg.target_accuracy
+    if target is None and "fedavg" in variants:
+        target = variants["fedavg"]["final_accuracy"]
+    for name, v in variants.items():
+        hist = [{"round": r, "accuracy": a, "cum_bytes": b} for (r, a), (_, b) in zip(v["accuracy_per_round"], v["bytes_per_round"])]
+        v.update(_target_fields(hist, target))
+    times.add("total", t_all)
+    summary = {
+        "method": "gptfl",
+        "dataset": ds.name,
+        "model": cfg.federate.model.name,
+        "strategy": cfg.federate.fl.strategy,
+        "clients": cfg.federate.data.clients,
+        "rounds": cfg.federate.fl.rounds,
+        "seed": cfg.federate.fl.seed,
+        "target_accuracy": target,
+        "target_is_fedavg_final": cfg.target_accuracy is None and "fedavg" in variants,
+        "variants": variants,
+        "stage_seconds": times.seconds,
+        "title": f"{ds.name} / {cfg.federate.model.name} / {cfg.federate.fl.strategy} / {cfg.federate.data.clients} clients, Dir({cfg.federate.data.alpha})",
+    }
+    return summary
+
+
+def _target_fields(hist: list[dict], target: float | None) -> dict:
+    from gptfl_ray.report import first_reaching
+
+    hit = first_reaching(hist, target)
+    return {
+        "target_accuracy": target,
+        "rounds_to_target": None if hit is None else hit["round"],
+        "bytes_to_target": None if hit is None else hit["cum_bytes"],
+    }
+
+
+def _test_tensors(ds):
+    import torch
+
+    return torch.from_numpy(ds.prepare(ds.x_test)), torch.from_numpy(ds.y_test.astype(np.int64))
+
+
+def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.ndarray | None, on_round) -> FederationResult:
+    """Run (or resume, or reuse) one FL variant in its own directory."""
+    start_key = {"sha256": "random-init" if start is None else hashlib.sha256(np.ascontiguousarray(start).tobytes()).hexdigest()}
+    saved = read_config(out) if out.exists() else {}
+    same = saved.get("start") == start_key and _resumable(saved.get("federate"), _plain_cfg(fcfg))
+    if not same and out.exists():
+        shutil.rmtree(out)  # a stale variant from other settings or another start (simulate owns this folder)
+    write_config_section(out, "federate", fcfg)
+    write_config_section(out, "start", start_key)
+    progress = on_round
+
+    def cb(m: dict) -> None:
+        progress(m["round"])
+
+    return run_federation(fcfg, task.dataset, task.parts, out, resume=same, init_params=start, on_round=cb)
+
+
+def _resumable(saved: dict | None, new: dict) -> bool:
+    """Same experiment up to settings a resumed run may change (engine, eval/checkpoint cadence,
+    more rounds)."""
+    if saved is None:
+        return False
+    loose = {"rounds", "eval_every", "checkpoint_every"}
+    for sec in ("data", "model", "fl"):
+        a = {k: v for k, v in saved.get(sec, {}).items() if k not in loose}
+        b = {k: v for k, v in new.get(sec, {}).items() if k not in loose}
+        if a != b:
+            return False
+    return saved.get("fl", {}).get("rounds", 0) <= new["fl"]["rounds"] and saved.get("init") == new.get("init")
+
+
+def _plain_cfg(cfg) -> dict:
+    from gptfl_ray.runio import _plain
+
+    return _plain(cfg)
+
+
+SIM_KEYS = ("variants", "target_accuracy", "init_pretrained")
+
+
+def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[str, Any]]) -> SimulateConfig:
+    """Defaults < TOML (a preset or a run's config.toml) < command-line options.
+
+    `overrides` holds one dict per section: federate (flat FL/data/model/engine options),
+    prompts, generate, pretrain, simulate; None values mean "not given".
+    """
+    from gptfl_ray.config import build_section, federate_config
+
+    file_cfg = file_cfg or {}
+    given = {sec: {k: v for k, v in vals.items() if v is not None} for sec, vals in overrides.items()}
+    fed = federate_config(file_cfg.get("federate", {}), given.get("federate", {}))
+    dataset, seed = fed.data.dataset, fed.fl.seed
+    prompts = build_section(PromptsConfig, file_cfg.get("prompts", {}), {"dataset": dataset, "seed": seed}, given.get("prompts", {}), section="prompts")
+    generate = build_section(GenerateConfig, file_cfg.get("generate", {}), {"dataset": dataset, "seed": seed}, given.get("generate", {}), section="generate")
+    pre = build_section(PretrainConfig, file_cfg.get("pretrain", {}), {"seed": seed}, given.get("pretrain", {}), section="pretrain")
+    sim = {**file_cfg.get("simulate", {}), **given.get("simulate", {})}
+    unknown = set(sim) - set(SIM_KEYS)
+    if unknown:
+        raise ConfigError(f"[simulate] {sorted(unknown)[0]}", f"unknown setting; known: {', '.join(SIM_KEYS)}")
+    if isinstance(sim.get("variants"), str):
+        sim["variants"] = tuple(v.strip() for v in sim["variants"].split(",") if v.strip())
+    elif "variants" in sim:
+        sim["variants"] = tuple(sim["variants"])
+    return SimulateConfig(federate=fed, prompts=prompts, generate=generate, pretrain=pre, **sim)
+
+
+def save_simulate_config(run_dir: str | Path, cfg: SimulateConfig) -> None:
+    """The resolved config as `config.toml` tables: federate.*, prompts, generate, pretrain, simulate."""
+    write_config_section(run_dir, "federate", cfg.federate)
+    write_config_section(run_dir, "prompts", cfg.prompts)
+    write_config_section(run_dir, "generate", cfg.generate)
+    write_config_section(run_dir, "pretrain", cfg.pretrain)
+    write_config_section(run_dir, "simulate", {k: getattr(cfg, k) for k in SIM_KEYS})
