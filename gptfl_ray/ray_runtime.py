@@ -15,6 +15,15 @@ from gptfl_ray.errors import ConfigError
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
+def quiet_ray_logs() -> None:
+    """Ray Data and Train log every dataset execution at INFO on the driver; our rich progress
+    bars already say what runs, so keep their loggers to warnings."""
+    import logging
+
+    for name in ("ray.data", "ray.train", "ray.tune", "ray.air"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None) -> bool:
     """Initialise Ray unless it already is; True when this call started it (and owns shutdown)."""
     os.environ.setdefault(_LOOPBACK_ENV, "0")
@@ -22,6 +31,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    quiet_ray_logs()
     if ray.is_initialized():
         return False
     if address and address != "local":

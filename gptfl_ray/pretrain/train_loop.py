@@ -49,9 +49,10 @@ def train_loop_per_worker(config: dict) -> None:
         model = ray.train.torch.prepare_model(model)
     device = next(model.parameters()).device
 
-    x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
-    x_test = torch.from_numpy(data["x_test"]).to(device)
-    y_test = torch.from_numpy(data["y_test"]).to(device)
+    # object-store arrays are read-only views; torch wants tensors it may write
+    x, y = torch.tensor(data["x"]), torch.tensor(data["y"])
+    x_test = torch.tensor(data["x_test"]).to(device)
+    y_test = torch.tensor(data["y_test"]).to(device)
     gen = torch.Generator().manual_seed(config["seed"])
     loader = DataLoader(TensorDataset(x, y), batch_size=config["batch_size"], shuffle=True, generator=gen, drop_last=len(y) > config["batch_size"])
     if in_ray:
