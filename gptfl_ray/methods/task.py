@@ -24,13 +24,17 @@ class Task:
     parts: list[np.ndarray]
 
 
+def check_model(name: str, norm: str) -> None:
+    if name not in model_names():
+        raise ConfigError("--model", f"unknown model {name!r}; choose from {', '.join(model_names())}")
+    norms = ("default",) + model_norms(name)
+    if norm not in norms:
+        raise ConfigError("--norm", f"{name} supports {', '.join(norms)}; got {norm!r}")
+
+
 def load_task(cfg: FederateConfig) -> Task:
     d = cfg.data
-    if cfg.model.name not in model_names():
-        raise ConfigError("--model", f"unknown model {cfg.model.name!r}; choose from {', '.join(model_names())}")
-    norms = ("default",) + model_norms(cfg.model.name)
-    if cfg.model.norm not in norms:
-        raise ConfigError("--norm", f"{cfg.model.name} supports {', '.join(norms)}; got {cfg.model.norm!r}")
+    check_model(cfg.model.name, cfg.model.norm)
     if cfg.init is not None and not Path(cfg.init).is_file():
         raise ConfigError("--init", f"model file {cfg.init} does not exist")
     dataset = load_dataset(d.dataset, data_dir=d.data_dir, download=d.download, seed=cfg.fl.seed)
