@@ -58,7 +58,8 @@ def row(n: int, length: int, dropout: float, clip: float, bits: int, seed: int) 
     err = float(np.abs(res.total - plain_total).max())
     assert err <= res.extra["error_bound"] * (1 + 1e-9), (err, res.extra["error_bound"])
     return {
-        "n": n, "length": length, "dropped": len(gone), "modulus_bits": res.modulus.bit_length() - 1,
+        "n": n, "length": length, "dropped": len(gone),
+        "modulus_bits": res.modulus.bit_length() - 1,
         "plain_s": plain_s, "wall_s": wall, "client_s": res.client_seconds / n,
         "server_s": res.server_seconds,
         "plain_up_kb": res.plain_bytes_up / len(res.survivors) / 1e3,

@@ -188,7 +188,9 @@ def _parse_key(chunks: list[int], params: IBLTParams) -> tuple[bytes, str] | Non
         return None
 
 
-def decode(table: np.ndarray, params: IBLTParams, contributors: int | None = None) -> dict[str, int]:
+def decode(
+    table: np.ndarray, params: IBLTParams, contributors: int | None = None
+) -> dict[str, int]:
     """Names in a (summed) table and how many clients inserted each.
 
     Raises IBLTOverflowError, naming a capacity to use, when peeling cannot empty the table.

@@ -137,8 +137,15 @@ def _public_bytes(sk: X25519PrivateKey) -> bytes:
     return sk.public_key().public_bytes_raw()
 
 
+def _agree(sk: X25519PrivateKey, pk: bytes, owner: int) -> bytes:
+    try:
+        return sk.exchange(X25519PublicKey.from_public_bytes(pk))
+    except ValueError:  # a malformed or low-order key would give an all-zero shared secret
+        raise SecAggAbort(f"client {owner} advertised an invalid X25519 public key") from None
+
+
 def _mask_key(spec: RoundSpec, s_sk: X25519PrivateKey, s_pk: bytes, u: int, v: int) -> bytes:
-    shared = s_sk.exchange(X25519PublicKey.from_public_bytes(s_pk))
+    shared = _agree(s_sk, s_pk, v)
     return derive_key(shared, "pair-mask", spec.session, min(u, v), max(u, v))
 
 
@@ -187,7 +194,7 @@ class Client:
             if v == self.cid:
                 self._held[v] = (sb, ss)
                 continue
-            shared = self._c_sk.exchange(X25519PublicKey.from_public_bytes(roster[v].c_pk))
+            shared = _agree(self._c_sk, roster[v].c_pk, v)
             key = AESGCM(derive_key(shared, "share-channel", self.spec.session,
                                     min(self.cid, v), max(self.cid, v)))
             self._channel[v] = key
@@ -268,7 +275,9 @@ class Server:
         self.roster = dict(sorted(parsed.items()))
         return self.roster
 
-    def route_shares(self, outboxes: Mapping[int, Mapping[int, bytes]]) -> dict[int, dict[int, bytes]]:
+    def route_shares(
+        self, outboxes: Mapping[int, Mapping[int, bytes]]
+    ) -> dict[int, dict[int, bytes]]:
         self._require(len(outboxes), "shared their keys")
         self.u2 = sorted(outboxes)
         self._u2_set = set(self.u2)
@@ -415,7 +424,8 @@ def _run(
     server = Server(spec)
     clients = {cid: timed("client", Client, cid, spec, secret) for cid in ids}
 
-    ads = {cid: relay("advertise", cid, None, timed("client", c.advertise)) for cid, c in clients.items()}
+    ads = {cid: relay("advertise", cid, None, timed("client", c.advertise))
+           for cid, c in clients.items()}
     up += n * ADVERT_BYTES
     roster = timed("server", server.collect_advertisements, ads)
     down += n * len(roster) * ADVERT_BYTES
@@ -455,7 +465,9 @@ def _stack(vectors: Mapping[int, np.ndarray]) -> tuple[int, tuple[int, ...]]:
         raise ConfigError("vectors", "secure aggregation needs at least one client vector")
     shapes = {np.shape(v) for v in vectors.values()}
     if len(shapes) != 1:
-        raise ConfigError("vectors", f"all client vectors must have one shape, got {sorted(shapes)}")
+        raise ConfigError(
+            "vectors", f"all client vectors must have one shape, got {sorted(shapes)}"
+        )
     shape = shapes.pop()
     return int(np.prod(shape)), shape
 

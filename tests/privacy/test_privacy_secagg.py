@@ -207,3 +207,16 @@ def test_bytes_are_reported_against_plain_float32_uploads() -> None:
     bits = quantize.sum_modulus(10, 16).bit_length() - 1
     assert result.bytes_up > 10 * (100 * bits // 8) and result.upload_overhead > 1
     assert result.bytes_down > 0 and result.client_seconds > 0 and result.server_seconds > 0
+
+
+def test_low_order_public_key_aborts_cleanly() -> None:
+    vectors = _int_vectors(P61, length=4)
+    bad = sorted(vectors)[2]
+
+    def zero_key(stage, sender, recipient, payload):
+        if stage == "advertise" and sender == bad:
+            return payload[:4] + bytes(32) + payload[36:]  # c_pk := the all-zero point
+        return payload
+
+    with pytest.raises(SecAggAbort, match=f"client {bad} advertised an invalid X25519"):
+        secure_sum_int(vectors, P61, rng_seed=0, relay=zero_key)
