@@ -68,7 +68,7 @@ def split_options(kw: dict) -> dict[str, dict]:
 def simulate(**kw):
     """GPT-FL end to end: prompts -> synthetic data -> server pre-training -> FL fine-tuning,
     beside standard FL and the synthetic-only model. With no options: the embedded digits task."""
-    from gptfl_ray.methods.gptfl import run_simulation, save_simulate_config, simulate_config
+    from gptfl_ray.methods.gptfl import prepare_simulation, run_simulation, save_simulate_config, simulate_config
     from gptfl_ray.ray_runtime import ensure_ray
     from gptfl_ray.report import plot_variants, variants_table, write_summary
     from gptfl_ray.runio import load_toml_file, read_config
@@ -79,6 +79,7 @@ def simulate(**kw):
         file_cfg = read_config(run_dir)
     cfg = simulate_config(file_cfg, split_options(kw))
     check_run_dir(run_dir, cfg, kw["overwrite"])
+    prepared = prepare_simulation(cfg)
     uses_ray = cfg.federate.engine.backend == "ray" or cfg.generate.engine == "ray" or cfg.pretrain.train_workers > 0
     t0 = time.perf_counter()
     if uses_ray:
@@ -86,7 +87,7 @@ def simulate(**kw):
             ensure_ray(cfg.federate.engine.address)
     save_simulate_config(run_dir, cfg)
     with Progress(TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
-        summary = run_simulation(cfg, run_dir, hooks={"stage": stage_progress(progress)})
+        summary = run_simulation(cfg, run_dir, hooks={"stage": stage_progress(progress)}, prepared=prepared)
     write_summary(run_dir / "summary.json", summary)
     plots = plot_variants(summary, run_dir / "plots")
     console.print(variants_table(summary, summary["title"]))

@@ -97,7 +97,20 @@ def _same(section: str, run_dir: Path, cfg: Any) -> bool:
     return saved == _plain(cfg)
 
 
-def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None = None) -> dict:
+def prepare_simulation(cfg: SimulateConfig) -> tuple[Task, np.ndarray | None]:
+    """Every check that can fail on user input, before anything is written or trained."""
+    task = load_task(cfg.federate)
+    if cfg.needs_synthetic:
+        from gptfl_ray.synth.generators import generator_class
+        from gptfl_ray.synth.generators.base import TargetFormat
+
+        generator_class(cfg.generate.generator).preflight(
+            TargetFormat.from_dataset(task.dataset), cfg.generate.model, cfg.generate.generator_options())
+    return task, initial_params(cfg, _factory(cfg, task))
+
+
+def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None = None,
+                   prepared: tuple[Task, np.ndarray | None] | None = None) -> dict:
     """Run every requested variant into `run_dir`; returns the summary (also `summary.json`)."""
     from gptfl_ray.synth import pipeline, prompts as prompts_mod, store
 
@@ -106,10 +119,9 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
     run_dir = Path(run_dir)
     times = StageTimes()
     t_all = time.perf_counter()
-    task = load_task(cfg.federate)
+    task, init = prepared or prepare_simulation(cfg)
     ds = task.dataset
     factory = _factory(cfg, task)
-    init = initial_params(cfg, factory)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # Stages 1-2: prompts and synthetic data (paper 3.1-3.2), reused when already complete.
