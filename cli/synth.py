@@ -31,7 +31,7 @@ def _make_prompts(dataset, cfg, run_dir: Path) -> list[dict]:
         with console.status(f"loading {cfg.llm_model}"):
             llm = LLMPromptFiller(cfg, prompt_kind(dataset))
     rows = build_prompts(dataset, cfg, llm=llm)
-    path = write_prompts(run_dir, rows)
+    path = write_prompts(run_dir, rows, cfg)
     write_config_section(run_dir, "prompts", cfg)
     console.print(f"wrote {len(rows)} prompts ({len(rows) // max(1, len({r['label'] for r in rows}))} per class, "
                   f"style {cfg.style}) to {path}", highlight=False)

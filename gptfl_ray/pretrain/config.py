@@ -1,6 +1,6 @@
 """Pre-training settings. GPT-FL section 3.3: synthetic data is "highly patternized" and easy to
 overfit, so the paper uses a larger weight decay and a smaller learning rate than for training
-on real data. The defaults follow that advice against the FL client defaults (lr 0.05, weight
+on real data. The defaults follow that advice against the FL client defaults (lr 0.1, weight
 decay 0): lr 0.02 and weight decay 5e-3."""
 
 from __future__ import annotations

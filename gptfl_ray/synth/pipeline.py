@@ -167,6 +167,8 @@ class ShardWriter:
             raise RuntimeError(f"generation ended with incomplete shards {missing[:5]}")
         done = {e["shard"] for e in self.manifest["shards"]}
         self.manifest["complete"] = done == set(range(self.manifest["num_shards"]))
+        # One digest for the whole synthetic set: later stages key their caches on it.
+        self.manifest["sha256"] = hashlib.sha256("".join(e["sha256"] for e in self.manifest["shards"]).encode()).hexdigest()
         atomic_write_json(self.out / MANIFEST, self.manifest)
         return self.manifest
 
@@ -273,3 +275,33 @@ def generate(rows: list[dict], target: TargetFormat, class_names: Iterable[str],
     result["written_shards"] = list(writer.written)  # for the caller; not stored in the manifest
     result["seconds"] = time.perf_counter() - started
     return result
+
+
+def ensure_generated(cfg: GenerateConfig, dataset: Any, run_dir: str | Path,
+                     progress: Callable[[int], None] | None = None) -> dict:
+    """Generate `<run_dir>/synthetic/` from `<run_dir>/prompts/` unless it is already complete.
+
+    The library entry point for composed methods (methods/gptfl.py): reads and checks the
+    prompts, applies --per-class/--scale, and resumes or skips by the manifest. `progress(done)`
+    gets the number of finished shards.
+    """
+    from gptfl_ray.synth.config import per_class_count
+    from gptfl_ray.synth.prompts import read_prompts, take_per_class
+
+    rows = read_prompts(run_dir, dataset)
+    if cfg.per_class is not None or cfg.scale is not None:
+        rows = take_per_class(rows, per_class_count(cfg.per_class, cfg.scale, len(dataset.x_train), dataset.num_classes))
+    done = [0]
+
+    def started(total: int, kept: int) -> None:
+        done[0] = kept
+        if progress:
+            progress(kept)
+
+    def shard(k: int, n: int) -> None:
+        done[0] += 1
+        if progress:
+            progress(done[0])
+
+    return generate(plan_rows(rows, cfg.seed), TargetFormat.from_dataset(dataset), dataset.class_names, cfg,
+                    run_dir, on_shard=shard, on_start=started)

@@ -16,6 +16,8 @@ a few style words (bold, thin, slanted, ...) that the offline glyph generator re
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -29,6 +31,7 @@ from gptfl_ray.synth.labels import server_label_names
 
 PROMPTS_DIR = "prompts"
 PROMPTS_FILE = "prompts.jsonl"
+META_FILE = "prompts.meta.json"
 
 # Words the glyph generator maps to rendering choices; harmless adjectives for a diffusion model.
 GLYPH_STYLE_WORDS = ("bold", "thin", "slanted", "upright", "small", "large", "wide", "narrow",
@@ -197,10 +200,35 @@ def prompts_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / PROMPTS_DIR / PROMPTS_FILE
 
 
-def write_prompts(run_dir: str | Path, rows: list[dict]) -> Path:
+def _config_json(cfg: PromptsConfig | None) -> Any:
+    return None if cfg is None else json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def write_prompts(run_dir: str | Path, rows: list[dict], cfg: PromptsConfig | None = None) -> Path:
+    """The JSONL file plus a sidecar naming the config that made it (so reruns can reuse it)."""
     path = prompts_path(run_dir)
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    atomic_write_text(path, text)
+    meta = {"config": _config_json(cfg), "rows": len(rows),
+            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    atomic_write_text(path.with_name(META_FILE), json.dumps(meta, indent=2) + "\n")
     return path
+
+
+def ensure_prompts(cfg: PromptsConfig, dataset: Any, run_dir: str | Path) -> list[dict]:
+    """Reuse `<run>/prompts/` when the same config made it and it is intact; else build it."""
+    path = prompts_path(run_dir)
+    try:
+        meta = json.loads(path.with_name(META_FILE).read_text("utf-8"))
+        same = (meta.get("config") == _config_json(cfg)
+                and hashlib.sha256(path.read_bytes()).hexdigest() == meta.get("sha256"))
+    except (OSError, json.JSONDecodeError):
+        same = False
+    if same:
+        return read_prompts(run_dir, dataset)
+    rows = build_prompts(dataset, cfg)
+    write_prompts(run_dir, rows, cfg)
+    return rows
 
 
 def read_prompts(run_dir: str | Path, dataset: Any) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Generators by name (GPT-FL section 3.2): glyph (offline default), diffusers, speecht5, audioldm.
+"""Generators by name (GPT-FL section 3.2): glyph (offline default), diffusers, speecht5, audioldm,
+espeak.
 
 Imports are lazy so `glyph` never pulls in diffusers or transformers.
 """
@@ -15,6 +16,7 @@ _GENERATORS: dict[str, str] = {
     "diffusers": "gptfl_ray.synth.generators.diffusers_image:DiffusersImageGenerator",
     "speecht5": "gptfl_ray.synth.generators.speecht5:SpeechT5Generator",
     "audioldm": "gptfl_ray.synth.generators.audioldm:AudioLDMGenerator",
+    "espeak": "gptfl_ray.synth.generators.espeak:EspeakGenerator",  # offline TTS (audio teammate)
 }
 
 
@@ -31,7 +33,12 @@ def generator_class(name: str) -> type[Generator]:
     if name not in _GENERATORS:
         raise ConfigError("--generator", f"unknown generator {name!r}; choose from {', '.join(generator_names())}")
     module, cls = _GENERATORS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:  # a missing third-party package inside the generator: say which
+            raise ConfigError("--generator", f"{name} needs the Python package {exc.name!r}; install it") from None
+        raise ConfigError("--generator", f"{name} is not available in this install") from None
 
 
 __all__ = ["Generator", "TargetFormat", "generator_class", "generator_names", "register_generator"]

@@ -24,7 +24,9 @@ class AudioLDMGenerator(Generator):
 
         self._torch = torch
         self.device, dtype = torch_device(self.options.get("device", "auto"))
-        self.pipe = load_model(lambda ref: AudioLDMPipeline.from_pretrained(ref, torch_dtype=dtype), self.model)
+        from gptfl_ray.synth.generators.diffusers_image import dtype_kwargs
+
+        self.pipe = load_model(lambda ref: AudioLDMPipeline.from_pretrained(ref, **dtype_kwargs(dtype)), self.model)
         self.pipe = self.pipe.to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.sr = int(getattr(self.pipe.vocoder.config, "sampling_rate", 16000))

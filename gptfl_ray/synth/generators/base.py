@@ -93,9 +93,19 @@ def check_model_ref(ref: str, option: str = "--model") -> str:
     return expanded if Path(expanded).exists() else ref
 
 
+def quiet_hf() -> None:
+    """No per-file loading bars from inside actors: the CLI shows one bar over shards."""
+    for name in ("transformers", "diffusers"):
+        try:
+            __import__(f"{name}.utils.logging", fromlist=["disable_progress_bar"]).disable_progress_bar()
+        except ImportError:
+            pass
+
+
 def load_model(loader: Callable[[str], Any], ref: str, option: str = "--model") -> Any:
     """Call a `from_pretrained`-style loader; turn hub/OS errors into one ConfigError line."""
     ref = check_model_ref(ref, option)
+    quiet_hf()
     try:
         return loader(ref)
     except (OSError, ValueError, EnvironmentError) as exc:  # hub offline, bad repo id, bad files

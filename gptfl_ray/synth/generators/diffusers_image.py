@@ -14,13 +14,20 @@ from PIL import Image
 from gptfl_ray.synth.generators.base import Generator, load_model, row_rng, torch_device
 
 
+def dtype_kwargs(dtype) -> dict:
+    """fp16 only on a GPU; on CPU the saved fp32 weights load as they are."""
+    import torch
+
+    return {} if dtype == torch.float32 else {"torch_dtype": dtype}
+
+
 def load_text2image(ref: str, dtype):
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     try:
-        return AutoPipelineForText2Image.from_pretrained(ref, torch_dtype=dtype)
+        return AutoPipelineForText2Image.from_pretrained(ref, **dtype_kwargs(dtype))
     except (ValueError, KeyError):  # a pipeline class AutoPipeline does not map
-        return StableDiffusionPipeline.from_pretrained(ref, torch_dtype=dtype)
+        return StableDiffusionPipeline.from_pretrained(ref, **dtype_kwargs(dtype))
 
 
 def image_to_target(img: np.ndarray, target, seed: int) -> np.ndarray:
