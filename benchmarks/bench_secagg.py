@@ -17,6 +17,8 @@ one client's time plus the server's. Both are shown.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import platform
 import time
 
@@ -50,9 +52,9 @@ def row(n: int, length: int, dropout: float, clip: float, bits: int, seed: int) 
     vectors = {i: rng.normal(0.0, 0.01, length).astype(np.float32) for i in range(n)}
     gone = set(rng.choice(n, size=int(round(dropout * n)), replace=False).tolist())
     plain_s, _ = plain_round({i: v for i, v in vectors.items() if i not in gone})
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     res = secure_sum(vectors, clip=clip, bits=bits, dropout=gone, rng_seed=seed)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     # The bound covers rounding; clipping (a 5-sigma coordinate here and there) is separate.
     plain_total = sum(np.clip(vectors[i].astype(np.float64), -clip, clip) for i in res.survivors)
     err = float(np.abs(res.total - plain_total).max())
@@ -60,26 +62,27 @@ def row(n: int, length: int, dropout: float, clip: float, bits: int, seed: int) 
     return {
         "n": n, "length": length, "dropped": len(gone),
         "modulus_bits": res.modulus.bit_length() - 1,
-        "plain_s": plain_s, "wall_s": wall, "client_s": res.client_seconds / n,
+        "plain_s": plain_s, "wall_s": wall, "cpu_s": cpu, "client_s": res.client_seconds / n,
         "server_s": res.server_seconds,
         "plain_up_kb": res.plain_bytes_up / len(res.survivors) / 1e3,
         "up_kb": res.bytes_up / n / 1e3, "down_kb": res.bytes_down / n / 1e3,
+        "masked_kb": math.ceil(length * (res.modulus.bit_length() - 1) / 8) / 1e3,
         "overhead": res.upload_overhead, "err": err, "bound": res.extra["error_bound"],
     }
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| clients | floats | dropped | R bits | plain round (s) | secagg round wall (s) | "
-            "per-client compute (s) | server compute (s) | plain up/client (KB) | "
-            "secagg up/client (KB) | secagg down/client (KB) | up bytes vs plain | "
-            "max error / bound |")
+    head = ("| clients | floats | dropped | plain round (s) | secagg round, all clients simulated: "
+            "wall / CPU (s) | per-client CPU (s) | server CPU (s) | plain up/client (KB) | "
+            "secagg up/client (KB) | of which masked vector (KB) | secagg down/client (KB) | "
+            "secagg up / plain up | max error / bound |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r['n']:,} | {r['length']:,} | {r['dropped']} | {r['modulus_bits']} | "
-            f"{r['plain_s']:.4f} | {r['wall_s']:.2f} | {r['client_s']:.3f} | {r['server_s']:.2f} | "
-            f"{r['plain_up_kb']:.1f} | {r['up_kb']:.1f} | {r['down_kb']:.1f} | "
-            f"{r['overhead']:.2f}x | {r['err']:.2e} / {r['bound']:.2e} |"
+            f"| {r['n']:,} | {r['length']:,} | {r['dropped']} | {r['plain_s']:.3f} | "
+            f"{r['wall_s']:.1f} / {r['cpu_s']:.1f} | {r['client_s']:.3f} | {r['server_s']:.2f} | "
+            f"{r['plain_up_kb']:.1f} | {r['up_kb']:.1f} | {r['masked_kb']:.1f} | "
+            f"{r['down_kb']:.1f} | {r['overhead']:.2f}x | {r['err']:.1e} / {r['bound']:.1e} |"
         )
     return "\n".join(lines)
 
@@ -96,11 +99,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     length = args.length or digits_cnn_size()
+    load_before = os.getloadavg()[0]
     rows = []
     for n in (int(x) for x in args.clients.split(",")):
         rows.append(row(n, length, args.dropout, args.clip, args.bits, args.seed))
         print(f"done: {n} clients in {rows[-1]['wall_s']:.1f} s", flush=True)
-    print(f"\n{platform.processor() or platform.machine()}, {args.bits}-bit fixed point, clip "
+    print(f"\n{platform.machine()}, {os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} "
+          f"before and {os.getloadavg()[0]:.1f} after; {args.bits}-bit fixed point, clip "
           f"{args.clip}, threshold floor(2n/3)+1, {args.dropout:.0%} dropout after key sharing\n")
     print(markdown(rows))
 

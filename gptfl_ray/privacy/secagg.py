@@ -356,8 +356,9 @@ class SecAggResult:
     carry a 16-byte GCM tag and no nonce (it is implied by the sender's position).
     `plain_bytes_up` is what the same surviving clients would upload without secure
     aggregation: 4 bytes per float32 coordinate for `secure_sum`, the bit-packed residues for
-    `secure_sum_int`. Seconds are summed over all simulated clients, who in a deployment run in
-    parallel; `server_seconds` is the aggregator's own work.
+    `secure_sum_int`. Seconds are CPU seconds of this process (so machines shared with other work
+    do not inflate them), summed over all simulated clients, who in a deployment run in parallel;
+    `server_seconds` is the aggregator's own work.
     """
 
     total: np.ndarray
@@ -415,11 +416,11 @@ def _run(
     up = down = 0
 
     def timed(role: str, fn: Callable[..., Any], *args: Any) -> Any:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         try:
             return fn(*args)
         finally:
-            clock[role] += time.perf_counter() - t0
+            clock[role] += time.process_time() - t0
 
     server = Server(spec)
     clients = {cid: timed("client", Client, cid, spec, secret) for cid in ids}
