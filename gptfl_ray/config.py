@@ -97,7 +97,7 @@ class FLConfig:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    backend: str = "local"
+    backend: str = "ray"  # "local" runs clients in-process (debugging, unit tests)
     address: str | None = None  # an existing Ray cluster ("auto" included); None starts one locally
     num_actors: int | None = None  # None: sized from the cluster's resources
     client_cpus: float = 1.0
