@@ -89,7 +89,10 @@ def run_federation(
     init_params: np.ndarray | None = None,
     engine=None,
     on_round: Callable[[dict], None] | None = None,
+    server_hook: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> FederationResult:
+    """`server_hook(params, round) -> params` runs on the server after each update (FGL's
+    fine-tuning on synthetic data); it must be deterministic in its inputs for exact resume."""
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +159,8 @@ def run_federation(
             res = engine.run_round(state.params, ids, r, c_global, controls)
             agg = finalize(res.partial)
             state = algo.server_update(state, agg)
+            if server_hook is not None:  # server-side work moves no bytes; checkpointed below
+                state = state.with_(params=np.asarray(server_hook(state.params, r), np.float32))
             if store is not None:
                 store.put(res.new_controls)
             down, up = round_bytes(P, len(ids), agg.num_clients, algo.uses_control)
