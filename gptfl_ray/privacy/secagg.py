@@ -47,6 +47,7 @@ tests so that runs replay exactly.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ ID_BYTES = 4
 MAX_CLIENT_ID = (1 << 32) - 1
 PK_BYTES = 32
 TAG_BYTES = 16
-ADVERT_BYTES = ID_BYTES + 3 * 32  # id, c_pk, s_pk, commitment to b
+ADVERT_BYTES = ID_BYTES + 2 * PK_BYTES + 32  # id, c_pk, s_pk, SHA-256 commitment to b
 SHARE_PLAINTEXT = 2 * ID_BYTES + 2 * shamir.SHARE_BYTES
 SHARE_CIPHERTEXT = SHARE_PLAINTEXT + TAG_BYTES
 
@@ -402,13 +403,15 @@ def _run(
     dropout_unmask: Collection[int],
     rng_seed: int | None,
     relay: Relay | None,
+    shape: tuple[int, ...],
+    encode: Callable[[int, np.ndarray], np.ndarray],
 ) -> tuple[np.ndarray, Server, dict[str, float]]:
     ids = sorted(int(c) for c in inputs)
     _check_ids(ids, dropout, dropout_unmask)
     n = len(ids)
     t = default_threshold(n) if threshold is None else threshold
     check_threshold(n, t)
-    length = next(iter(inputs.values())).size
+    length = math.prod(shape)
     secret = master_secret(rng_seed)
     spec = RoundSpec(_session(secret), t, ring.modulus, length)
     relay = relay or _deliver
@@ -443,7 +446,12 @@ def _run(
     for cid in ids:
         if cid in gone:
             continue
-        x = np.asarray(inputs[cid]).reshape(-1)
+        # Read here, one client at a time: a lazy Mapping never has every update in memory.
+        v = np.asarray(inputs[cid])
+        if v.shape != shape:
+            raise ConfigError("vectors", f"client {cid}'s vector has shape {v.shape}, the first "
+                              f"had {shape}: all must match")
+        x = encode(cid, v).reshape(-1)
         y = relay("masked", cid, None, timed("client", clients[cid].masked_input, inboxes[cid], x))
         up += ring.wire_bytes(length) + ID_BYTES
         timed("server", server.add_masked, cid, y)
@@ -461,16 +469,16 @@ def _run(
     return total, server, {"bytes_up": up, "bytes_down": down, **clock}
 
 
-def _stack(vectors: Mapping[int, np.ndarray]) -> tuple[int, tuple[int, ...]]:
+def _shape(vectors: Mapping[int, np.ndarray]) -> tuple[int, ...]:
     if not vectors:
         raise ConfigError("vectors", "secure aggregation needs at least one client vector")
-    shapes = {np.shape(v) for v in vectors.values()}
-    if len(shapes) != 1:
-        raise ConfigError(
-            "vectors", f"all client vectors must have one shape, got {sorted(shapes)}"
-        )
-    shape = shapes.pop()
-    return int(np.prod(shape)), shape
+    shape = np.shape(vectors[next(iter(vectors))])
+    if type(vectors) is dict:  # already in memory: fail before any protocol work starts
+        for cid, v in vectors.items():
+            if np.shape(v) != shape:
+                raise ConfigError("vectors", f"client {cid}'s vector has shape {np.shape(v)}, "
+                                  f"the first had {shape}: all must match")
+    return shape
 
 
 def secure_sum_int(
@@ -485,16 +493,19 @@ def secure_sum_int(
 ) -> SecAggResult:
     """Sum integer vectors modulo `modulus` through the full protocol.
 
-    `vectors` maps client id -> integer array (any shape, the same for all; reduced mod m).
+    `vectors` maps client id -> integer array (any shape, the same for all; reduced mod m). It
+    may be a lazy Mapping: each value is read once, when its client sends its masked input (the
+    first also once up front for its shape), so a round never needs every update in memory.
     `dropout` clients leave after sharing their keys and before sending a masked input (the case
     that needs their mask keys reconstructed); `dropout_unmask` clients send their input but not
     their shares. `total` is the sum over `survivors` mod m, shaped like the inputs.
     Raises SecAggAbort when fewer than `threshold` clients remain at any step.
     """
-    length, shape = _stack(vectors)
+    shape = _shape(vectors)
     ring = Ring(modulus)
     total, server, stats = _run(vectors, ring, threshold=threshold, dropout=dropout,
-                                dropout_unmask=dropout_unmask, rng_seed=rng_seed, relay=relay)
+                                dropout_unmask=dropout_unmask, rng_seed=rng_seed, relay=relay,
+                                shape=shape, encode=lambda cid, v: v)
     survivors = list(server.survivors)
     return SecAggResult(
         total=total.astype(np.int64).reshape(shape),
@@ -504,7 +515,7 @@ def secure_sum_int(
         modulus=modulus,
         bytes_up=stats["bytes_up"],
         bytes_down=stats["bytes_down"],
-        plain_bytes_up=len(survivors) * ring.wire_bytes(length),
+        plain_bytes_up=len(survivors) * ring.wire_bytes(math.prod(shape)),
         client_seconds=stats["client"],
         server_seconds=stats["server"],
     )
@@ -523,23 +534,26 @@ def secure_sum(
 ) -> SecAggResult:
     """Sum float vectors through secure aggregation with `bits`-bit fixed point clipped to `clip`.
 
-    Each coordinate is clipped to [-clip, clip] and rounded to a grid of step clip/(2^(bits-1)-1);
-    the modulus is `quantize.sum_modulus(n, bits)` for the n clients in the round, so the sum
-    never wraps. Per coordinate, |total - sum of clipped survivor inputs| <=
+    Arguments are as for `secure_sum_int` (`vectors` is read lazily the same way). Each
+    coordinate is clipped to [-clip, clip] and rounded to a grid of step clip/(2^(bits-1)-1); the
+    modulus is `quantize.sum_modulus(n, bits)` for the n clients in the round, so the sum never
+    wraps. Per coordinate, |total - sum of clipped survivor inputs| <=
     `quantization_error_bound(len(survivors), clip, bits)` = survivors * clip / (2^bits - 2).
     """
-    length, shape = _stack(vectors)
+    shape = _shape(vectors)
     n = len(vectors)
     quantize.check(n, clip, bits)
-    encoded = {}
-    for cid, v in vectors.items():
+    ring = Ring(quantize.sum_modulus(n, bits))
+
+    def encode(cid: int, v: np.ndarray) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
         if not np.all(np.isfinite(v)):
             raise ConfigError("vectors", f"client {cid}'s vector has NaN or infinite values")
-        encoded[cid] = quantize.quantize(v, clip, bits)
-    ring = Ring(quantize.sum_modulus(n, bits))
-    total, server, stats = _run(encoded, ring, threshold=threshold, dropout=dropout,
-                                dropout_unmask=dropout_unmask, rng_seed=rng_seed, relay=relay)
+        return quantize.quantize(v, clip, bits)
+
+    total, server, stats = _run(vectors, ring, threshold=threshold, dropout=dropout,
+                                dropout_unmask=dropout_unmask, rng_seed=rng_seed, relay=relay,
+                                shape=shape, encode=encode)
     survivors = list(server.survivors)
     return SecAggResult(
         total=quantize.dequantize(ring.centered(total), clip, bits).reshape(shape),
@@ -549,7 +563,7 @@ def secure_sum(
         modulus=ring.modulus,
         bytes_up=stats["bytes_up"],
         bytes_down=stats["bytes_down"],
-        plain_bytes_up=len(survivors) * 4 * length,
+        plain_bytes_up=len(survivors) * 4 * math.prod(shape),
         client_seconds=stats["client"],
         server_seconds=stats["server"],
         extra={"clip": clip, "bits": bits,

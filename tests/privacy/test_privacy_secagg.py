@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from scipy.stats import chisquare
@@ -191,7 +193,7 @@ def test_float_inputs_are_validated() -> None:
         secure_sum({0: np.zeros(3), 1: np.zeros(3)}, clip=0.0)
     with pytest.raises(ConfigError, match="NaN"):
         secure_sum({0: np.array([np.nan]), 1: np.zeros(1)}, clip=1.0)
-    with pytest.raises(ConfigError, match="one shape"):
+    with pytest.raises(ConfigError, match="all must match"):
         secure_sum({0: np.zeros(3), 1: np.zeros(4)}, clip=1.0)
     with pytest.raises(ConfigError) as err:
         secure_sum_int({0: np.zeros(3, dtype=int)}, 3, dropout={9})
@@ -220,3 +222,23 @@ def test_low_order_public_key_aborts_cleanly() -> None:
 
     with pytest.raises(SecAggAbort, match=f"client {bad} advertised an invalid X25519"):
         secure_sum_int(vectors, P61, rng_seed=0, relay=zero_key)
+
+
+class _LazyUpdates(dict):
+    """A Mapping that builds each client's update on demand and counts the reads."""
+
+    def __init__(self, n: int, length: int):
+        super().__init__({i: None for i in range(n)})
+        self.length, self.reads = length, Counter()
+
+    def __getitem__(self, cid: int) -> np.ndarray:
+        self.reads[cid] += 1
+        return np.full(self.length, 0.01 * (cid + 1))
+
+
+def test_updates_are_read_lazily_one_at_a_time() -> None:
+    updates = _LazyUpdates(6, 5)
+    result = secure_sum(updates, clip=1.0, bits=16, dropout={2}, rng_seed=0)
+    assert updates.reads[2] == 0 and all(updates.reads[c] == 1 for c in (1, 3, 4, 5))
+    expected = 0.01 * sum(c + 1 for c in (0, 1, 3, 4, 5))
+    assert np.allclose(result.total, expected, atol=result.extra["error_bound"])
