@@ -13,7 +13,7 @@ from gptfl_ray.cli.common import console, guarded
 from gptfl_ray.cli.options import DATA_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, opt, with_options
 
 SIM_OPTIONS = [
-    opt("variants", Optional[str], None, "Comma-separated: fedavg, synthetic, gptfl, fgl (default fedavg,synthetic,gptfl)."),
+    opt("variants", Optional[str], None, "Comma-separated: fedavg, synthetic, gptfl, fgl (default fedavg,synthetic,gptfl; fgl adds fgl_rounds with --fgl-rounds)."),
     opt("target_accuracy", Optional[float], None, "Report rounds and bytes to reach it (default: fedavg's final accuracy)."),
     opt("init_pretrained", Optional[bool], None, "Start every variant from torchvision ImageNet weights (paper Table 5).", "--init-pretrained/--no-init-pretrained"),
 ]
@@ -27,6 +27,14 @@ SYNTH_OPTIONS = [
     opt("gen_actors", Optional[int], None, "Generator actors in the Ray Data pool."),
     opt("gen_gpus", Optional[float], None, "GPUs per generator actor."),
 ]
+FGL_OPTIONS = [
+    opt("method", Optional[str], None, "Shorthand for --variants: gptfl (fedavg,synthetic,gptfl) | fgl (fedavg,fgl)."),
+    opt("fgl_prompts", Optional[str], None, "FGL client prompts: class (one per local class, with its count) | instance (a caption per sample)."),
+    opt("captioner", Optional[str], None, "Image-to-text model for --fgl-prompts instance: hub id or path (default Salesforce/blip-image-captioning-base)."),
+    opt("fgl_rounds", Optional[int], None, "FedAvg rounds after FGL's one-shot model; > 0 adds the variant fgl_rounds (default 0)."),
+    opt("server_finetune_epochs", Optional[int], None, "Server epochs on FGL's synthetic data after each of those rounds (default 0)."),
+]
+METHODS = {"gptfl": "fedavg,synthetic,gptfl", "fgl": "fedavg,fgl"}
 PRETRAIN_OPTIONS = [
     opt("pretrain_epochs", Optional[int], None, "Server pre-training epochs on the synthetic data."),
     opt("pretrain_lr", Optional[float], None, "Pre-training learning rate (paper: smaller than for real data)."),
@@ -60,11 +68,27 @@ def split_options(kw: dict) -> dict[str, dict]:
                      "gen_actors": kw["gen_actors"], "gen_gpus": kw["gen_gpus"]},
         "pretrain": {"epochs": kw["pretrain_epochs"], "lr": kw["pretrain_lr"], "weight_decay": kw["pretrain_weight_decay"],
                      "batch_size": kw["pretrain_batch_size"], "train_workers": kw["train_workers"], "train_gpus": kw["train_gpus"]},
-        "simulate": {k: kw[k] for k in ("variants", "target_accuracy", "init_pretrained")},
+        "simulate": {"variants": method_variants(kw.get("method"), kw["variants"]),
+                     **{k: kw[k] for k in ("target_accuracy", "init_pretrained")}},
+        "fgl": {"prompts": kw.get("fgl_prompts"), "captioner": kw.get("captioner"), "rounds": kw.get("fgl_rounds"),
+                "server_finetune_epochs": kw.get("server_finetune_epochs")},
     }
 
 
-@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, ENGINE_OPTIONS, SIM_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, RUN_OPTIONS)
+def method_variants(method: str | None, variants: str | None) -> str | None:
+    """`--method fgl` is `--variants fedavg,fgl`: FGL beside the baseline it is measured against."""
+    from gptfl_ray.errors import ConfigError
+
+    if method is None:
+        return variants
+    if method not in METHODS:
+        raise ConfigError("--method", f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if variants is not None:
+        raise ConfigError("--method", "give --method or --variants, not both")
+    return METHODS[method]
+
+
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, ENGINE_OPTIONS, SIM_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, FGL_OPTIONS, RUN_OPTIONS)
 def simulate(**kw):
     """GPT-FL end to end: prompts -> synthetic data -> server pre-training -> FL fine-tuning,
     beside standard FL and the synthetic-only model. With no options: the embedded digits task."""

@@ -25,6 +25,7 @@ from gptfl_ray.config import FederateConfig, config_dict
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.loop import FederationResult, ModelFactory, run_federation
 from gptfl_ray.fl.metrics import evaluate
+from gptfl_ray.methods.fgl_config import FGLConfig
 from gptfl_ray.methods.task import Task, load_task
 from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat, num_params
@@ -45,6 +46,7 @@ class SimulateConfig:
     variants: tuple[str, ...] = ("fedavg", "synthetic", "gptfl")
     target_accuracy: float | None = None  # None: fedavg's final accuracy, when fedavg runs
     init_pretrained: bool = False
+    fgl: FGLConfig = field(default_factory=FGLConfig)  # FGL's prompts, captioner, rounds (methods/fgl.py)
 
     def __post_init__(self):
         if not self.variants:
@@ -106,6 +108,10 @@ def prepare_simulation(cfg: SimulateConfig) -> tuple[Task, np.ndarray | None]:
 
         generator_class(cfg.generate.generator).preflight(
             TargetFormat.from_dataset(task.dataset), cfg.generate.model, cfg.generate.generator_options())
+    if "fgl" in cfg.variants:
+        from gptfl_ray.methods.fgl import preflight_fgl
+
+        preflight_fgl(cfg, task)
     return task, initial_params(cfg, _factory(cfg, task))
 
 
@@ -163,9 +169,9 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
             results[name] = res
             variants[name] = variant_summary(res.history, None, res.num_params, rounds=res.rounds)
         elif name == "fgl":
-            from gptfl_ray.methods.fgl import run_fgl_variant
+            from gptfl_ray.methods.fgl import run_fgl_variants
 
-            variants[name] = run_fgl_variant(cfg, task, factory, run_dir, stage)
+            variants.update(run_fgl_variants(cfg, task, factory, run_dir, stage))  # "fgl", and "fgl_rounds" with --fgl-rounds
         times.add(name, t0)
 
     target = cfg.target_accuracy
@@ -264,6 +270,7 @@ def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[s
     prompts = build_section(PromptsConfig, file_cfg.get("prompts", {}), {"dataset": dataset, "seed": seed}, given.get("prompts", {}), section="prompts")
     generate = build_section(GenerateConfig, file_cfg.get("generate", {}), {"dataset": dataset, "seed": seed}, given.get("generate", {}), section="generate")
     pre = build_section(PretrainConfig, file_cfg.get("pretrain", {}), {"seed": seed}, given.get("pretrain", {}), section="pretrain")
+    fgl = build_section(FGLConfig, file_cfg.get("fgl", {}), given.get("fgl", {}), section="fgl")
     sim = {**file_cfg.get("simulate", {}), **given.get("simulate", {})}
     unknown = set(sim) - set(SIM_KEYS)
     if unknown:
@@ -272,7 +279,7 @@ def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[s
         sim["variants"] = tuple(v.strip() for v in sim["variants"].split(",") if v.strip())
     elif "variants" in sim:
         sim["variants"] = tuple(sim["variants"])
-    return SimulateConfig(federate=fed, prompts=prompts, generate=generate, pretrain=pre, **sim)
+    return SimulateConfig(federate=fed, prompts=prompts, generate=generate, pretrain=pre, fgl=fgl, **sim)
 
 
 def save_simulate_config(run_dir: str | Path, cfg: SimulateConfig) -> None:
@@ -281,4 +288,5 @@ def save_simulate_config(run_dir: str | Path, cfg: SimulateConfig) -> None:
     write_config_section(run_dir, "prompts", cfg.prompts)
     write_config_section(run_dir, "generate", cfg.generate)
     write_config_section(run_dir, "pretrain", cfg.pretrain)
+    write_config_section(run_dir, "fgl", cfg.fgl)
     write_config_section(run_dir, "simulate", {k: getattr(cfg, k) for k in SIM_KEYS})
