@@ -116,8 +116,11 @@ def prepare_simulation(cfg: SimulateConfig) -> tuple[Task, np.ndarray | None]:
 
 
 def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None = None,
-                   prepared: tuple[Task, np.ndarray | None] | None = None) -> dict:
-    """Run every requested variant into `run_dir`; returns the summary (also `summary.json`)."""
+                   prepared: tuple[Task, np.ndarray | None] | None = None, federate_root: str | Path | None = None) -> dict:
+    """Run every requested variant into `run_dir`; returns the summary (also `summary.json`).
+
+    `federate_root` (default `run_dir/federate`) lets benchmarks keep one FL folder per setting
+    while sharing the run's synthetic data and pre-trained model."""
     from gptfl_ray.synth import pipeline, prompts as prompts_mod, store
 
     hooks = hooks or {}
@@ -165,7 +168,8 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
             variants[name] = variant_summary(hist, None, len(pretrained))
         elif name in ("fedavg", "gptfl"):
             start = pretrained if name == "gptfl" else init
-            res = _federate_variant(cfg.federate, task, run_dir / "federate" / name, start, stage(name, cfg.federate.fl.rounds))
+            root = Path(federate_root) if federate_root is not None else run_dir / "federate"
+            res = _federate_variant(cfg.federate, task, root / name, start, stage(name, cfg.federate.fl.rounds))
             results[name] = res
             variants[name] = variant_summary(res.history, None, res.num_params, rounds=res.rounds)
         elif name == "fgl":

@@ -1,0 +1,129 @@
+"""`gptfl-ray bench sampling|comm`: the paper's client-sampling (Fig. 4) and communication-cost
+(Figs. 2-3) questions on any task, as a table, bench.json and a PNG plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gptfl_ray.cli.common import console, guarded
+from gptfl_ray.cli.options import DATA_OPTIONS, ENGINE_OPTIONS, FL_OPTIONS, MODEL_OPTIONS, opt, with_options
+from gptfl_ray.cli.simulate import PRETRAIN_OPTIONS, SYNTH_OPTIONS, split_options, stage_progress
+from gptfl_ray.errors import ConfigError
+
+bench_app = typer.Typer(help="Benchmarks: client-sampling rates and communication cost to a target accuracy.", no_args_is_help=True)
+
+COMMON = [
+    opt("config", Optional[Path], None, "TOML preset (configs/) the benchmark starts from."),
+    opt("init_pretrained", Optional[bool], None, "Start from torchvision ImageNet weights.", "--init-pretrained/--no-init-pretrained"),
+]
+
+
+def _floats(text: str, option: str, lo: float, hi: float) -> list[float]:
+    try:
+        vals = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(option, f"expected comma-separated numbers, got {text!r}") from None
+    if not vals or any(not (lo < v <= hi) for v in vals):
+        raise ConfigError(option, f"every value must be in ({lo}, {hi}], got {text!r}")
+    return vals
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(option, f"expected comma-separated whole numbers, got {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise ConfigError(option, f"every value must be >= 1, got {text!r}")
+    return vals
+
+
+def _base_config(kw: dict):
+    from gptfl_ray.methods.gptfl import simulate_config
+    from gptfl_ray.ray_runtime import ensure_ray
+    from gptfl_ray.runio import load_toml_file
+
+    kw = {**kw, "variants": None, "target_accuracy": None, "style": kw.get("style"), "llm_model": kw.get("llm_model")}
+    kw.setdefault("clients_per_round", None)
+    cfg = simulate_config(load_toml_file(kw["config"]) if kw["config"] else {}, split_options(kw))
+    if cfg.federate.engine.backend == "ray" or cfg.generate.engine == "ray" or cfg.pretrain.train_workers > 0:
+        ensure_ray(cfg.federate.engine.address)
+    return cfg
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+
+
+FL_NO_CPR = [p for p in FL_OPTIONS if p.name not in ("clients_per_round", "sample_rate", "seed")]
+
+
+@bench_app.command("sampling")
+@guarded
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_NO_CPR, ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
+    opt("rates", str, "1,2,5,10,25", "Clients per round to compare (comma-separated)."),
+    opt("seeds", int, 3, "Seeds 0..n-1; results are mean and spread over them."),
+    opt("output_dir", Path, Path("runs/bench-sampling"), "Benchmark directory."),
+])
+def sampling(**kw):
+    """GPT-FL vs FedAvg final accuracy against clients per round (paper Figure 4)."""
+    from gptfl_ray.bench import bench_sampling, plot_sampling
+
+    rates = _ints(kw["rates"], "--rates")
+    if kw["seeds"] < 1:
+        raise ConfigError("--seeds", f"must be >= 1, got {kw['seeds']}")
+    cfg = _base_config({**kw, "seed": None, "sample_rate": None})
+    if max(rates) > cfg.federate.data.clients:
+        raise ConfigError("--rates", f"{max(rates)} clients per round but only {cfg.federate.data.clients} clients")
+    with _progress() as progress:
+        result = bench_sampling(cfg, kw["output_dir"], rates, list(range(kw["seeds"])), stage=stage_progress(progress))
+    table = Table(title=f"{result['dataset']}: final accuracy after {result['rounds']} rounds, {result['clients']} clients, {len(result['seeds'])} seeds")
+    for c in ("clients/round", "method", "accuracy mean", "std"):
+        table.add_column(c, justify="right")
+    for r in result["rows"]:
+        table.add_row(str(r["clients_per_round"]), r["method"], f"{r['final_accuracy_mean']:.4f}", f"{r['final_accuracy_std']:.4f}")
+    console.print(table)
+    png = plot_sampling(result, Path(kw["output_dir"]) / "sampling.png")
+    console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
+
+
+@bench_app.command("comm")
+@guarded
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, [p for p in FL_OPTIONS if p.name != "strategy"], ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
+    opt("targets", str, "0.7,0.8,0.9", "Target accuracies (comma-separated, each in (0, 1])."),
+    opt("strategies", str, "fedavg,fedprox,scaffold,fedadam", "FL strategies to compare."),
+    opt("output_dir", Path, Path("runs/bench-comm"), "Benchmark directory."),
+])
+def comm(**kw):
+    """Parameters and bytes communicated until each method first reaches each target (paper Figs. 2-3)."""
+    from gptfl_ray.bench import bench_comm, plot_comm
+    from gptfl_ray.fl.algorithms import STRATEGIES
+
+    targets = _floats(kw["targets"], "--targets", 0.0, 1.0)
+    strategies = [s.strip() for s in kw["strategies"].split(",") if s.strip()]
+    bad = [s for s in strategies if s not in STRATEGIES]
+    if bad or not strategies:
+        raise ConfigError("--strategies", f"unknown strategy {bad[0] if bad else ''!r}; choose from {', '.join(STRATEGIES)}")
+    cfg = _base_config({**kw, "strategy": None})
+    with _progress() as progress:
+        result = bench_comm(cfg, kw["output_dir"], targets, strategies, seed=cfg.federate.fl.seed, stage=stage_progress(progress))
+    table = Table(title=f"{result['dataset']}: communication to reach each target ({result['rounds']} rounds max)")
+    for c in ("strategy", "method", "target", "params", "rounds", "params sent", "MB sent"):
+        table.add_column(c, justify="right")
+    for r in result["rows"]:
+        reached = r["reached"]
+        table.add_row(r["strategy"], r["method"], f"{r['target']:.0%}", f"{r['num_params']:,}",
+                      str(r["rounds"]) if reached else "not reached", f"{r['params_communicated']:,}" if reached else "-",
+                      f"{r['bytes'] / 1e6:.2f}" if reached else "-")
+    console.print(table)
+    png = plot_comm(result, Path(kw["output_dir"]) / "comm.png")
+    console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
