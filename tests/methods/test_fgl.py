@@ -151,6 +151,27 @@ def test_instance_prompts_caption_every_local_sample(digits, parts, captioner):
     assert img.size == (64, 64) and img.mode == "RGB"
 
 
+@pytest.mark.ray
+def test_ray_actor_pool_builds_the_same_uploads_as_the_local_loop(digits, parts, captioner):
+    """Prompts are made inside client executors (Ray actors, captioner loaded once per actor)."""
+    import ray
+
+    from gptfl_ray.ray_runtime import ensure_ray
+
+    small = [p[:3] for p in parts]
+    spec = prompt_spec(digits, "instance", seed=0, captioner=captioner, caption_tokens=4)
+    local = build_uploads(spec, digits.x_train, digits.y_train, small, backend="local")
+    started = ensure_ray(num_cpus=2)
+    try:
+        on_ray = build_uploads(spec, digits.x_train, digits.y_train, small, backend="ray", num_actors=2, client_cpus=1)
+        classes = build_uploads(prompt_spec(digits, "class", 0), digits.x_train, digits.y_train, parts, backend="ray", num_actors=2)
+    finally:
+        if started:
+            ray.shutdown()
+    assert [u.payload() for u in on_ray] == [u.payload() for u in local]
+    assert [u.payload() for u in classes] == [u.payload() for u in build_uploads(prompt_spec(digits, "class", 0), digits.x_train, digits.y_train, parts)]
+
+
 def test_instance_prompts_refuse_audio_and_bad_styles():
     from gptfl_ray.data.base import Dataset
     from gptfl_ray.errors import ConfigError
