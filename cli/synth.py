@@ -98,7 +98,7 @@ def generate_cmd(
     from gptfl_ray.synth.config import GenerateConfig, PromptsConfig, per_class_count
     from gptfl_ray.synth.generators import generator_class
     from gptfl_ray.synth.generators.base import TargetFormat
-    from gptfl_ray.synth.pipeline import generate, plan_rows
+    from gptfl_ray.synth.pipeline import generate
     from gptfl_ray.synth.prompts import prompts_path, read_prompts, take_per_class
 
     cfg = GenerateConfig(dataset=dataset, generator=generator, model=model, seed=seed, per_class=per_class,
@@ -123,7 +123,7 @@ def generate_cmd(
                   console=console, transient=False) as bar:
         task = bar.add_task("shards", total=None)
         manifest = generate(
-            plan_rows(rows, cfg.seed), target, ds.class_names, cfg, output_dir,
+            rows, target, ds.class_names, cfg, output_dir,
             on_start=lambda total, done: bar.update(task, total=total, completed=done),
             on_shard=lambda k, n: bar.advance(task),
         )

@@ -189,7 +189,9 @@ def _config_error_in(exc: BaseException) -> ConfigError | None:
         seen.add(id(e))
         if isinstance(e, ConfigError):
             return ConfigError(e.subject, e.problem)
+        # RayTaskError.cause holds the actor's exception; ActorDiedError keeps that in args.
         stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
+        stack += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
     return None
 
 
@@ -252,14 +254,15 @@ def run_ray(rows: list[dict], target: TargetFormat, cfg: GenerateConfig, writer:
         raise
 
 
-def generate(rows: list[dict], target: TargetFormat, class_names: Iterable[str], cfg: GenerateConfig,
+def generate(prompt_rows: list[dict], target: TargetFormat, class_names: Iterable[str], cfg: GenerateConfig,
              run_dir: str | Path, on_shard: Callable[[int, int], None] | None = None,
              on_start: Callable[[int, int], None] | None = None) -> dict:
-    """Generate (or finish generating) `<run_dir>/synthetic/`; returns the final manifest.
+    """Generate (or finish generating) `<run_dir>/synthetic/` from prompt rows; returns the manifest.
 
-    `rows` come from `plan_rows`. `on_start(total_shards, already_done)` and
-    `on_shard(shard, rows)` drive a progress display.
+    `on_start(total_shards, already_done)` and `on_shard(shard, rows)` drive a progress display.
+    The returned dict adds `written_shards` and `seconds` to what manifest.json holds.
     """
+    rows = plan_rows(prompt_rows, cfg.seed)
     cls = generator_class(cfg.generator)
     cls.preflight(target, cfg.model, cfg.generator_options())
     plan = make_plan(rows, target, class_names, cfg)
@@ -303,5 +306,5 @@ def ensure_generated(cfg: GenerateConfig, dataset: Any, run_dir: str | Path,
         if progress:
             progress(done[0])
 
-    return generate(plan_rows(rows, cfg.seed), TargetFormat.from_dataset(dataset), dataset.class_names, cfg,
+    return generate(rows, TargetFormat.from_dataset(dataset), dataset.class_names, cfg,
                     run_dir, on_shard=shard, on_start=started)

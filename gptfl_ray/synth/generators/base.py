@@ -17,7 +17,16 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from gptfl_ray.errors import ConfigError
+from gptfl_ray.errors import ConfigError as _BaseConfigError
+
+
+class ConfigError(_BaseConfigError):
+    """A ConfigError that survives pickling: generators raise inside Ray actors, and Ray ships
+    the exception to the driver (the base class's two-argument __init__ breaks the default
+    exception pickling, so the driver would see an UnserializableException instead)."""
+
+    def __reduce__(self):
+        return (self.__class__, (self.subject, self.problem))
 
 # Columns a prompt row carries into a generator batch.
 INPUT_COLUMNS = ("row", "label", "label_name", "prompt", "guidance", "seed")

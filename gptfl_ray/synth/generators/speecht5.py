@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gptfl_ray.errors import ConfigError
 from gptfl_ray.synth.generators.base import (
-    Generator, check_model_ref, fit_clip, load_model, row_rng, torch_device,
+    ConfigError, Generator, check_model_ref, fit_clip, load_model, row_rng, torch_device,
 )
 
 DEFAULT_VOCODER = "microsoft/speecht5_hifigan"
