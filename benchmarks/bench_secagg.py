@@ -64,25 +64,25 @@ def row(n: int, length: int, dropout: float, clip: float, bits: int, seed: int) 
         "modulus_bits": res.modulus.bit_length() - 1,
         "plain_s": plain_s, "wall_s": wall, "cpu_s": cpu, "client_s": res.client_seconds / n,
         "server_s": res.server_seconds,
-        "plain_up_kb": res.plain_bytes_up / len(res.survivors) / 1e3,
-        "up_kb": res.bytes_up / n / 1e3, "down_kb": res.bytes_down / n / 1e3,
+        "plain_up_mb": res.plain_bytes_up / 1e6,
+        "up_mb": res.bytes_up / 1e6, "down_mb": res.bytes_down / 1e6,
         "masked_kb": math.ceil(length * (res.modulus.bit_length() - 1) / 8) / 1e3,
         "overhead": res.upload_overhead, "err": err, "bound": res.extra["error_bound"],
     }
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| clients | floats | dropped | plain round (s) | secagg round, all clients simulated: "
-            "wall / CPU (s) | per-client CPU (s) | server CPU (s) | plain up/client (KB) | "
-            "secagg up/client (KB) | of which masked vector (KB) | secagg down/client (KB) | "
-            "secagg up / plain up | max error / bound |")
+    head = ("| clients | floats | dropped | plain: server sum (s) | secagg: wall / CPU, all "
+            "clients simulated (s) | secagg: CPU per client (s) | secagg: server CPU (s) | "
+            "plain up (MB/round) | secagg up (MB/round) | secagg down (MB/round) | "
+            "secagg up / plain up | masked vector (KB/client) | max error / bound |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
             f"| {r['n']:,} | {r['length']:,} | {r['dropped']} | {r['plain_s']:.3f} | "
-            f"{r['wall_s']:.1f} / {r['cpu_s']:.1f} | {r['client_s']:.3f} | {r['server_s']:.2f} | "
-            f"{r['plain_up_kb']:.1f} | {r['up_kb']:.1f} | {r['masked_kb']:.1f} | "
-            f"{r['down_kb']:.1f} | {r['overhead']:.2f}x | {r['err']:.1e} / {r['bound']:.1e} |"
+            f"{r['wall_s']:.2f} / {r['cpu_s']:.2f} | {r['client_s']:.3f} | {r['server_s']:.2f} | "
+            f"{r['plain_up_mb']:.2f} | {r['up_mb']:.2f} | {r['down_mb']:.2f} | "
+            f"{r['overhead']:.2f}x | {r['masked_kb']:.1f} | {r['err']:.1e} / {r['bound']:.1e} |"
         )
     return "\n".join(lines)
 
