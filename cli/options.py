@@ -54,6 +54,9 @@ FL_OPTIONS = [
     opt("eval_every", Optional[int], None, "Evaluate on the test set every k rounds."),
     opt("checkpoint_every", Optional[int], None, "Checkpoint every k rounds (the last round always)."),
     opt("dropout", Optional[float], None, "Probability that a sampled client vanishes mid-round."),
+    opt("secure_aggregation", Optional[bool], None, "Sum each round's updates with secure aggregation (Bonawitz et al. 2017).", "--secure-aggregation/--no-secure-aggregation"),
+    opt("secagg_clip", Optional[float], None, "Secure aggregation: clip per coordinate of n_i * delta_i / largest client."),
+    opt("secagg_bits", Optional[int], None, "Secure aggregation: fixed-point bits per coordinate."),
     opt("seed", Optional[int], None, "Seed: fixes split, init, sampling and every client's randomness."),
 ]
 ENGINE_OPTIONS = [

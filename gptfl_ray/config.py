@@ -69,6 +69,9 @@ class FLConfig:
     eval_every: int = 1
     checkpoint_every: int = 5
     dropout: float = 0.0
+    secure_aggregation: bool = False  # sum each round's updates with Bonawitz et al.'s protocol
+    secagg_clip: float = 1.0  # per-coordinate clip of n_i * delta_i / max client size
+    secagg_bits: int = 20  # fixed-point bits per coordinate
     seed: int = 0
 
     def __post_init__(self):
@@ -93,6 +96,10 @@ class FLConfig:
         _check(self.eval_every >= 1, "--eval-every", f"must be >= 1, got {self.eval_every}")
         _check(self.checkpoint_every >= 0, "--checkpoint-every", f"must be >= 0, got {self.checkpoint_every}")
         _check(0 <= self.dropout < 1, "--dropout", f"must be in [0, 1), got {self.dropout}")
+        _check(self.secagg_clip > 0, "--secagg-clip", f"must be > 0, got {self.secagg_clip}")
+        _check(2 <= self.secagg_bits <= 30, "--secagg-bits", f"must be in [2, 30], got {self.secagg_bits}")
+        if self.secure_aggregation:
+            _check(self.strategy != "scaffold", "--secure-aggregation", "SCAFFOLD's control variates are not summed securely here; use another --strategy")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,16 @@ class RoundResult:
     partial: PartialSum
     new_controls: dict[int, np.ndarray] = field(default_factory=dict)  # SCAFFOLD c_i+
     steps: int = 0
+    # Under secure aggregation each client's upload stays separate until the protocol sums it:
+    # [n_i * delta_i, n_i] / secagg_scale, the only thing the server could see (masked).
+    client_vectors: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def merge(self, other: "RoundResult") -> "RoundResult":
+        self.partial.merge(other.partial)
+        self.new_controls.update(other.new_controls)
+        self.client_vectors.update(other.client_vectors)
+        self.steps += other.steps
+        return self
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class ExecutorSpec:
     # Small client models gain nothing from intra-op threads and lose badly when cores are
     # shared: one thread per executor, and more executors for more cores.
     num_threads: int = 1
+    secagg_scale: float = 0.0  # > 0: keep per-client uploads for secure aggregation (see RoundResult)
 
 
 class ClientExecutor:
@@ -98,6 +109,9 @@ class ClientExecutor:
             except Exception as exc:  # re-raised with the client id attached
                 raise ClientFailure(cid, round_idx, f"{type(exc).__name__}: {exc}") from exc
             result.partial.add(r.delta, r.num_samples, r.loss, r.control_delta)
+            if spec.secagg_scale > 0:
+                w = r.num_samples / spec.secagg_scale
+                result.client_vectors[cid] = np.concatenate([w * r.delta, [w]]).astype(np.float64)
             result.steps += r.steps
             if r.new_control is not None:
                 result.new_controls[cid] = r.new_control

@@ -63,6 +63,36 @@ def make_engine(cfg: FederateConfig, spec: ExecutorSpec, x, y, parts):
     return RayEngine(spec, x, y, parts, cfg.engine)
 
 
+def secure_aggregate(res, agg, fl, round_idx):
+    """The round's weighted mean through secure aggregation (Bonawitz et al. 2017).
+
+    Each client uploads [n_i * delta_i, n_i] / S (S: the largest client, a public bound) masked;
+    the server learns only the sum, from which the weighted mean follows. Clients that dropped
+    mid-round have shared their keys already and are unmasked by the survivors. Per coordinate,
+    the mean's error is at most (survivors * clip / (2^bits - 2)) * S / sum(n_i) beyond clipping;
+    the server cannot see per-client norms, so gradient diversity is not observable (NaN).
+    """
+    from dataclasses import replace
+
+    from gptfl_ray.privacy.quantize import quantization_error_bound
+    from gptfl_ray.privacy.secagg import SecAggAbort, secure_sum
+
+    vectors = dict(sorted(res.client_vectors.items()))
+    for cid in res.partial.dropped:  # vanished after ShareKeys: their slot exists, their input never comes
+        vectors.setdefault(cid, np.zeros_like(next(iter(vectors.values()))))
+    try:
+        out = secure_sum(vectors, clip=fl.secagg_clip, bits=fl.secagg_bits, dropout=set(res.partial.dropped),
+                         rng_seed=hash((fl.seed, round_idx)) & 0x7FFFFFFF)
+    except SecAggAbort as exc:
+        raise ConfigError("--dropout", f"round {round_idx}: {exc}") from None
+    total = out.total
+    weight = float(total[-1])
+    bound = quantization_error_bound(len(out.survivors), fl.secagg_clip, fl.secagg_bits) / max(weight, 1e-12)
+    out.extra["mean_error_bound"] = bound
+    delta = (total[:-1] / weight).astype(np.float32)
+    return replace(agg, delta=delta, gradient_diversity=float("nan")), out
+
+
 def _read_jsonl(path: Path, upto_round: int) -> list[dict]:
     if not path.exists():
         return []
@@ -146,6 +176,7 @@ def run_federation(
             seed=fl.seed,
             prox_mu=algo.prox_mu,
             dropout=fl.dropout,
+            secagg_scale=float(max(len(p) for p in parts)) if fl.secure_aggregation else 0.0,
         )
         engine = make_engine(cfg, spec, dataset.prepare(dataset.x_train), dataset.y_train.astype(np.int64), parts)
     k = clients_per_round(num_clients, fl.sample_rate, fl.clients_per_round)
@@ -158,18 +189,25 @@ def run_federation(
             controls = store.get(ids) if store is not None else None
             res = engine.run_round(state.params, ids, r, c_global, controls)
             agg = finalize(res.partial)
+            secagg = None
+            if fl.secure_aggregation:
+                agg, secagg = secure_aggregate(res, agg, fl, r)
             state = algo.server_update(state, agg)
             if server_hook is not None:  # server-side work moves no bytes; checkpointed below
                 state = state.with_(params=np.asarray(server_hook(state.params, r), np.float32))
             if store is not None:
                 store.put(res.new_controls)
             down, up = round_bytes(P, len(ids), agg.num_clients, algo.uses_control)
+            if secagg is not None:  # the protocol's own traffic replaces the plain float uploads
+                down, up = down + secagg.bytes_down, secagg.bytes_up
             cum_down, cum_up = cum_down + down, cum_up + up
             row = {
                 "round": r, "clients": int(len(ids)), "finished": agg.num_clients, "dropped": len(res.partial.dropped),
                 "train_loss": agg.train_loss, "gradient_diversity": agg.gradient_diversity,
                 "bytes_down": down, "bytes_up": up, "cum_bytes_down": cum_down, "cum_bytes_up": cum_up,
                 "cum_bytes": cum_down + cum_up,
+                **({} if secagg is None else {"secagg_bytes_up": secagg.bytes_up, "secagg_bytes_down": secagg.bytes_down,
+                                              "secagg_error_bound": secagg.extra["mean_error_bound"]}),
             }
             rounds.append(row)
             _append_jsonl(out / "rounds.jsonl", row)
