@@ -239,6 +239,15 @@ def test_simulate_fgl_one_shot_and_rounds_local(tmp_path):
     assert "[fgl]" in (run / "config.toml").read_text()
 
 
+def test_method_fgl_is_fedavg_beside_fgl():
+    from gptfl_ray.cli.simulate import method_variants
+    from gptfl_ray.methods.gptfl import simulate_config
+
+    cfg = simulate_config({}, {"simulate": {"variants": method_variants("fgl", None)}, "fgl": {"rounds": 3, "server_finetune_epochs": 1}})
+    assert cfg.variants == ("fedavg", "fgl") and cfg.fgl.rounds == 3 and cfg.fgl.server_finetune_epochs == 1
+    assert method_variants(None, "gptfl") == "gptfl"
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--fgl-prompts", "embedding"], "--fgl-prompts"),
     (["--fgl-prompts", "instance", "--captioner", "/no/such/captioner"], "--captioner"),
