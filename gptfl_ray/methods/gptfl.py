@@ -186,7 +186,8 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
         v.update(_target_fields(hist, target))
     times.add("total", t_all)
     summary = {
-        "method": "gptfl",
+        # which methods ran: GPT-FL's variants, FGL's, or both
+        "methods": sorted({"fgl" if v.startswith("fgl") else "gptfl" if v in ("synthetic", "gptfl") else "fl" for v in variants}),
         "dataset": ds.name,
         "model": cfg.federate.model.name,
         "strategy": cfg.federate.fl.strategy,
