@@ -139,15 +139,16 @@ class ExecutorActor:
                     # Ray's fractions only schedule; without this one actor may take the card.
                     torch.cuda.set_per_process_memory_fraction(float(client_gpus), 0)
             else:
+                # Reported to the driver, which logs it once for the pool.
                 self.note = f"Ray assigned GPU {','.join(self.gpu_ids)} but torch sees no CUDA device; running on CPU"
-                logger.warning(self.note)
         x, y, parts = data
+        self.zero_copy = not x.flags.writeable  # a read-only view of the object store, not a copy
         self.executor = ClientExecutor(spec, x, y, parts, device=device)
 
     def info(self) -> dict[str, Any]:
         ctx = ray.get_runtime_context()
         return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": self.gpu_ids,
-                "device": str(self.executor.device), "note": self.note}
+                "device": str(self.executor.device), "note": self.note, "zero_copy": self.zero_copy}
 
     def run(self, global_params, client_ids, round_idx, c_global=None, controls=None) -> RoundResult:
         return self.executor.run(global_params, client_ids, round_idx, c_global, controls)
@@ -232,9 +233,9 @@ class RayEngine:
             self.actor_info = ray.get([a.info.remote() for a in self._actors], timeout=self.ready_timeout_s)
         except GetTimeoutError:
             raise RuntimeError(f"{len(self._actors)} executor actors of {need} did not start in time; is the cluster busy?") from None
-        for info in self.actor_info:
-            if info["note"]:
-                logger.warning("executor actor on node %s: %s", info["node_id"][:8], info["note"])
+        for note in sorted({info["note"] for info in self.actor_info if info["note"]}):
+            n = sum(info["note"] == note for info in self.actor_info)
+            logger.warning("%d of %d executor actors: %s", n, len(self.actor_info), note)
 
     def _new_actor(self, node_id: str):
         return _RemoteExecutor.options(

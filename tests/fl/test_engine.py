@@ -127,6 +127,7 @@ def run_pool(task, pool_results, num_actors):
     if num_actors not in pool_results:
         with make_engine(task, num_actors=num_actors) as eng:
             assert eng.describe() == f"ray: {num_actors} actors x 1 CPU on 1 node(s)"
+            assert all(i["zero_copy"] for i in eng.actor_info)  # the data set is read in place
             pool_results[num_actors] = federate(eng, task[0])
         assert ray.is_initialized()  # the engine did not start Ray, so it must not stop it
     return pool_results[num_actors]
