@@ -304,9 +304,7 @@ class RayEngine:
             while next_merge < len(shards) and (results[next_merge] is not None or not len(shards[next_merge])):
                 r = results[next_merge]
                 if r is not None:
-                    out.partial.merge(r.partial)
-                    out.new_controls.update(r.new_controls)
-                    out.steps += r.steps
+                    out.merge(r)
                     results[next_merge] = None
                 next_merge += 1
         return out

@@ -51,3 +51,17 @@ def test_secure_mean_equals_plain_mean_within_bound(setup, dropout):
 def test_secure_aggregation_rejects_scaffold():
     with pytest.raises(ConfigError, match="--secure-aggregation"):
         FLConfig(strategy="scaffold", secure_aggregation=True)
+
+
+@pytest.mark.ray
+def test_secure_rounds_on_ray_equal_local(setup, tmp_path):
+    from gptfl_ray.config import federate_config
+    from gptfl_ray.fl.loop import run_federation
+
+    ds, parts, _ = setup
+    params = {}
+    for backend in ("local", "ray"):
+        cfg = federate_config(overrides=dict(rounds=2, clients=12, alpha=0.5, clients_per_round=6, backend=backend,
+                                             secure_aggregation=True, num_actors=2, client_cpus=0.5))
+        params[backend] = run_federation(cfg, ds, parts, tmp_path / backend).params
+    np.testing.assert_allclose(params["ray"], params["local"], atol=1e-6)
