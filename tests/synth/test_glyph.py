@@ -72,7 +72,7 @@ def test_classifier_trained_on_glyph_digits_alone_beats_chance_on_real_digits(di
     """GPT-FL's zero-shot check (Table 3) in miniature: train on synthetic only, test on real."""
     from sklearn.linear_model import LogisticRegression
 
-    rows = plan_rows(build_prompts(digits, PromptsConfig(per_class=120, seed=3)), seed=3)
+    rows = plan_rows(build_prompts(digits, PromptsConfig(per_class=60, seed=3)), seed=3)
     x = np.stack(GlyphGenerator(DIGITS).generate(to_batch(rows)))
     y = np.array([r["label"] for r in rows])
     clf = LogisticRegression(C=0.1, max_iter=2000).fit(x.reshape(len(x), -1) / 16.0, y)

@@ -91,10 +91,11 @@ def sample_style(prompt: str, rng: np.random.Generator, guidance: float = 3.0) -
     elif "thin" in w:
         fonts = tuple(f for f in fonts if "Bol" not in f and f != "cmb10.ttf") or fonts
     font = fonts[int(rng.integers(len(fonts)))]
-    # Pen radius added around the font's own outline; fonts' stems are already ~0.1-0.2 of the
-    # height, about what a pen gives on a 32-pixel digit.
+    # Pen radius added around the font's own outline. Fonts' stems are already ~0.1-0.2 of the
+    # height, about what a pen gives on a 32-pixel digit; thicker default pens measurably lowered
+    # the real-digit accuracy of a classifier trained on glyphs (benchmarks/bench_generate.py).
     stroke = {"bold": (0.04, 0.08), "thin": (0.0, 0.01)}.get(
-        next((k for k in ("bold", "thin") if k in w), ""), (0.0, 0.07))
+        next((k for k in ("bold", "thin") if k in w), ""), (0.0, 0.04))
     # Total slant = the font's own italic angle + shear. The NIST writers behind sklearn's digits
     # write upright or slightly back-slanted (median dx/dy about -0.05), so by default the shear
     # cancels an italic font's ~12 degrees; "slanted" asks for a visible forward slant.
