@@ -104,6 +104,20 @@ def make_spec(model: str, input_shape, epochs: int, batch_size: int) -> Executor
     )
 
 
+def tree_cpu() -> float:
+    """CPU seconds used so far by this process and every descendant (Ray's gcs, raylet, agents,
+    workers, actors): a measure of work that, unlike wall time, a busy neighbour cannot inflate."""
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -129,8 +143,8 @@ def overhead_workloads(args):
 
 
 def bench_overhead(args) -> list[str]:
-    lines = ["| workload | path | timed rounds | wall (s) | per round (ms) | ratio vs plain loop | start-up (s): actors + warm-up round | max abs weight diff vs plain |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| workload | path | timed rounds | wall (s) | per round (ms) | wall ratio vs plain loop | CPU (s), all processes | CPU ratio | start-up (s): actors + warm-up round | max abs weight diff vs plain |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for title, spec, x, y, parts, per_round, rounds in overhead_workloads(args):
         paths: dict[str, object] = {}
         startup: dict[str, float] = {}
@@ -146,18 +160,21 @@ def bench_overhead(args) -> list[str]:
         p0 = get_flat(spec.model_fn())
         params = {name: p0 for name in paths}
         wall = {name: 0.0 for name in paths}
+        cpu = {name: 0.0 for name in paths}
         for name, path in paths.items():  # warm-up round 0: lazy initialisation, first calls
             _, dt = timed(lambda: fedavg_round(path, p0, len(parts), per_round, 0))
             startup[name] += dt
         names = list(paths)
         for r in range(1, rounds + 1):
             for name in names[r % len(names):] + names[: r % len(names)]:  # rotate: no path always first
+                c0 = tree_cpu()
                 params[name], dt = timed(lambda: fedavg_round(paths[name], params[name], len(parts), per_round, r))
+                cpu[name] += tree_cpu() - c0
                 wall[name] += dt
         for name in paths:
             diff = float(np.abs(params[name] - params[base]).max())
             lines.append(f"| {title} | {name} | {rounds} | {wall[name]:.2f} | {1000 * wall[name] / rounds:.0f} | "
-                         f"{wall[name] / wall[base]:.3f} | {startup[name]:.1f} | {diff:.1e} |")
+                         f"{wall[name] / wall[base]:.3f} | {cpu[name]:.2f} | {cpu[name] / cpu[base]:.3f} | {startup[name]:.1f} | {diff:.1e} |")
         for path in paths.values():
             if isinstance(path, RayEngine):
                 path.close()
@@ -172,7 +189,7 @@ class TreeMemory(threading.Thread):
     """Samples RSS and PSS of this process and all its descendants (gcs, raylet, agents, workers,
     actors) every `interval` s, tagged with whatever `tag` is set to at the time."""
 
-    def __init__(self, interval: float = 0.25):
+    def __init__(self, interval: float = 0.4):
         super().__init__(daemon=True)
         self.interval, self.tag, self.samples = interval, None, []
         self._halt = threading.Event()
@@ -217,13 +234,16 @@ def bench_scale(args) -> list[str]:
     mem = TreeMemory()
     mem.start()
     times = {pop: [] for pop in pops}
+    cpus = {pop: [] for pop in pops}
     for r in range(1, args.rounds_scale + 1):
         for pop in pops[r % len(pops):] + pops[: r % len(pops)]:  # rotate the order each round
             eng = engines[pop]
+            c0 = tree_cpu()
             mem.tag = pop
             params[pop], dt = timed(lambda: fedavg_round(eng, params[pop], pop, per_round, r))
-            times[pop].append(dt)
             mem.tag = None
+            cpus[pop].append(tree_cpu() - c0)
+            times[pop].append(dt)
     mem.stop()
     for eng in engines.values():
         eng.close()
@@ -246,12 +266,14 @@ def bench_scale(args) -> list[str]:
              f"client i holds {spc} samples; `cnn`, 1 local epoch, batch 16; {per_round} clients/round; "
              f"2 actors x 1 CPU; {args.rounds_scale} timed rounds after one warm-up round, interleaved across populations.",
              "",
-             f"| clients | mean round (s) | median round (s) | round-time ratio vs {b:,} | peak RSS, all Ray processes + driver (MiB) | RSS ratio | peak PSS (MiB) | PSS ratio | actors' peak RSS (MiB) | start-up (s) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| clients | mean round (s) | median round (s) | round-time ratio vs {b:,} | CPU per round (s) | CPU ratio | peak RSS, all Ray processes + driver (MiB) | RSS ratio | peak PSS (MiB) | PSS ratio | actors' peak RSS (MiB) | start-up (s) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    cpu_b = statistics.mean(cpus[b])
     for pop in pops:
         m = statistics.mean(times[pop])
         rss, pss, act = peak[pop]
-        lines.append(f"| {pop:,} | {m:.3f} | {statistics.median(times[pop]):.3f} | {m / mean_b:.3f} | {rss / MiB:.0f} | "
+        c = statistics.mean(cpus[pop])
+        lines.append(f"| {pop:,} | {m:.3f} | {statistics.median(times[pop]):.3f} | {m / mean_b:.3f} | {c:.3f} | {c / cpu_b:.3f} | {rss / MiB:.0f} | "
                      f"{rss / peak[b][0]:.3f} | {pss / MiB:.0f} | {pss / peak[b][1]:.3f} | {act / MiB:.0f} | {startup[pop]:.1f} |")
     print("  scale done", flush=True)
     return lines
@@ -260,10 +282,10 @@ def bench_scale(args) -> list[str]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sections", default="overhead,scale")
-    ap.add_argument("--rounds-digits", type=int, default=20)
+    ap.add_argument("--rounds-digits", type=int, default=30)
     ap.add_argument("--rounds-convnet", type=int, default=4)
     ap.add_argument("--convnet-samples", type=int, default=16, help="samples per convnet client")
-    ap.add_argument("--rounds-scale", type=int, default=6)
+    ap.add_argument("--rounds-scale", type=int, default=10)
     ap.add_argument("--populations", default="100,1000,10000")
     ap.add_argument("--per-round", type=int, default=100)
     ap.add_argument("--samples-per-client", type=int, default=10)
