@@ -202,7 +202,10 @@ class RayEngine:
         self._started_ray = False
         if not ray.is_initialized():
             if cfg.address and cfg.address != "local":
-                ray.init(address=cfg.address, configure_logging=False)
+                try:
+                    ray.init(address=cfg.address, configure_logging=False)
+                except ConnectionError as exc:  # one line naming the option, not a traceback
+                    raise ConfigError("--address", f"cannot reach a Ray cluster at {cfg.address!r}: {exc}") from None
             else:
                 _start_local_ray()
             self._started_ray = True
@@ -262,7 +265,7 @@ class RayEngine:
     def run_round(self, global_params, client_ids, round_idx, c_global=None, controls=None) -> RoundResult:
         ids = np.asarray(client_ids, dtype=np.int64)
         # Contiguous, balanced shares (sizes differ by at most one); empty shares are not sent.
-        shards = [s for s in np.array_split(ids, len(self._actors))]
+        shards = np.array_split(ids, len(self._actors))
         params_ref = ray.put(np.asarray(global_params, dtype=np.float32))  # once per round
         c_ref = None if c_global is None else ray.put(np.asarray(c_global, dtype=np.float32))
 
