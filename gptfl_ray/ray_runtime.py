@@ -20,8 +20,12 @@ def quiet_ray_logs() -> None:
     bars already say what runs, so keep their loggers to warnings."""
     import logging
 
-    for name in ("ray.data", "ray.train", "ray.tune", "ray.air"):
+    import ray.data  # noqa: F401 - importing configures Ray Data's loggers; set levels after that
+
+    for name in ("ray.train", "ray.tune", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # ERROR: Ray Data also warns that its own progress bars are off (we draw ours)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None) -> bool:
@@ -29,6 +33,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
     os.environ.setdefault(_LOOPBACK_ENV, "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # The driver's C++ core worker logs advisory "E" lines (e.g. Ray Data's actor-restart note)
+    # straight to the terminal; real failures still surface as Python exceptions.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     import ray
 
     quiet_ray_logs()
