@@ -16,10 +16,11 @@ from gptfl_ray.cli.common import console, guarded, loopback_ray_env
 DEFAULT_RUN = "runs/default"
 
 
-def _dataset(name: str, data_dir: Optional[str], download: bool, seed: int):
+def _dataset(name: str, data_dir: Optional[str], download: bool):
+    """Only class names, train size and sample shape matter here: none depends on the split seed."""
     from gptfl_ray.data.registry import load_dataset
 
-    return load_dataset(name, data_dir=data_dir, download=download, seed=seed)
+    return load_dataset(name, data_dir=data_dir, download=download, seed=0)
 
 
 def _make_prompts(dataset, cfg, run_dir: Path) -> list[dict]:
@@ -65,7 +66,7 @@ def prompts_cmd(
     cfg = PromptsConfig(dataset=dataset, style=style, per_class=per_class, scale=scale, seed=seed,
                         guidance_min=guidance_min, guidance_max=guidance_max, style_words=style_words,
                         llm_model=llm_model, llm_max_tries=llm_max_tries, labels=parse_label_option(labels))
-    _make_prompts(_dataset(dataset, data_dir, download, seed), cfg, output_dir)
+    _make_prompts(_dataset(dataset, data_dir, download), cfg, output_dir)
 
 
 def generate_cmd(
@@ -106,7 +107,7 @@ def generate_cmd(
                          shard_size=shard_size, engine=engine, overwrite=overwrite, steps=steps, height=height,
                          width=width, negative_prompt=negative_prompt, clip_seconds=clip_seconds,
                          speaker_embeddings=speaker_embeddings, vocoder=vocoder, device=device)
-    ds = _dataset(dataset, data_dir, download, seed)
+    ds = _dataset(dataset, data_dir, download)
     target = TargetFormat.from_dataset(ds)
     generator_class(cfg.generator).preflight(target, cfg.model, cfg.generator_options())  # before any work
     if prompts_path(output_dir).is_file():
