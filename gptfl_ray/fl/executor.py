@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from gptfl_ray.fl.aggregate import PartialSum
 from gptfl_ray.fl.client import LocalTrainConfig, client_update, param_layout
@@ -66,6 +67,9 @@ class ClientExecutor:
     def __init__(self, spec: ExecutorSpec, x: np.ndarray, y: np.ndarray, parts: Sequence[np.ndarray], device: str = "cpu"):
         self.spec = spec
         torch.set_num_threads(max(1, spec.num_threads))
+        # numpy's BLAS (the running sums' dot products) otherwise keeps extra threads spinning
+        # after each call, doubling CPU for the same rounds on a small machine.
+        threadpool_limits(max(1, spec.num_threads))
         self.device = torch.device(device)
         self.model = spec.model_fn().to(self.device)
         self.layout = param_layout(self.model)
