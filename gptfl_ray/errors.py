@@ -12,3 +12,7 @@ class ConfigError(ValueError):
         self.subject = subject
         self.problem = problem
         super().__init__(f"{subject}: {problem}")
+
+    def __reduce__(self):
+        # Ray ships exceptions raised in actors by pickling them; keep both fields.
+        return (self.__class__, (self.subject, self.problem))

@@ -56,5 +56,6 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
         kwargs["num_cpus"] = num_cpus
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus
-    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False, **kwargs)
+    # address="local": always our own instance, never another session's cluster found on this machine
+    ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False, **kwargs)
     return True

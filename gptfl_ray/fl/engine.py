@@ -44,12 +44,12 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from gptfl_ray.config import EngineConfig
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.ray_runtime import ensure_ray
 from gptfl_ray.fl.aggregate import PartialSum
 from gptfl_ray.fl.executor import ClientExecutor, ClientFailure, ExecutorSpec, RoundResult
 
 logger = logging.getLogger(__name__)
 
-_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _EPS = 1e-9  # 0.1 + 0.2 style float noise must not cost an actor slot
 
 
@@ -157,21 +157,6 @@ class ExecutorActor:
 _RemoteExecutor = ray.remote(ExecutorActor)
 
 
-def _start_local_ray() -> None:
-    """Start a single-node Ray that listens on 127.0.0.1 only.
-
-    Ray picks its node address once, from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER read when `ray` is
-    imported; "0" selects loopback (DESIGN.md). Setting the variable here reaches the raylet and
-    workers, which inherit it; the module constant covers a driver that imported Ray before.
-    """
-    os.environ.setdefault(_LOOPBACK_ENV, "0")
-    if os.environ[_LOOPBACK_ENV] == "0":
-        import ray._private.ray_constants as ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(include_dashboard=False, configure_logging=False)
-
-
 class RayEngine:
     """`run_round(global_params, client_ids, round_idx, c_global, controls) -> RoundResult`
     on a pool of executor actors; same interface as `LocalEngine`."""
@@ -199,16 +184,8 @@ class RayEngine:
         self.after_submit: Callable[[list], None] | None = None
         self._actors: list = []
         self._closed = False
-        self._started_ray = False
-        if not ray.is_initialized():
-            if cfg.address and cfg.address != "local":
-                try:
-                    ray.init(address=cfg.address, configure_logging=False)
-                except ConnectionError as exc:  # one line naming the option, not a traceback
-                    raise ConfigError("--address", f"cannot reach a Ray cluster at {cfg.address!r}: {exc}") from None
-            else:
-                _start_local_ray()
-            self._started_ray = True
+        # Joins --address, or starts a private Ray on 127.0.0.1; reuses one already running.
+        self._started_ray = ensure_ray(cfg.address)
         try:
             self._build_pool(spec, x, y, parts)
         except BaseException:
