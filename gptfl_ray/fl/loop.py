@@ -31,7 +31,7 @@ from gptfl_ray.fl.sampler import clients_per_round, sample_clients
 from gptfl_ray.fl.state_store import ClientStateStore
 from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat
-from gptfl_ray.models.registry import build_model
+from gptfl_ray.models.factory import ModelFactory  # noqa: F401 - re-exported for the methods
 from gptfl_ray.runio import atomic_write_text
 
 
@@ -42,17 +42,6 @@ class FederationResult:
     rounds: list[dict] = field(default_factory=list)  # every round
     num_params: int = 0
     wall_s: float = 0.0
-
-
-class ModelFactory:
-    """Picklable: builds the task's model with a fixed seed (identical init everywhere)."""
-
-    def __init__(self, name: str, input_shape: tuple[int, ...], num_classes: int, norm: str = "default", seed: int = 0):
-        self.name, self.input_shape, self.num_classes, self.norm, self.seed = name, tuple(input_shape), num_classes, norm, seed
-
-    def __call__(self) -> torch.nn.Module:
-        torch.manual_seed(self.seed)
-        return build_model(self.name, self.input_shape, self.num_classes, norm=self.norm)
 
 
 def make_engine(cfg: FederateConfig, spec: ExecutorSpec, x, y, parts):
