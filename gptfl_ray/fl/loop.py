@@ -168,6 +168,8 @@ def run_federation(
             secagg_scale=float(max(len(p) for p in parts)) if fl.secure_aggregation else 0.0,
         )
         engine = make_engine(cfg, spec, dataset.prepare(dataset.x_train), dataset.y_train.astype(np.int64), parts)
+        # where the clients ran: the executors' nodes, pids and devices
+        atomic_write_text(out / "engine.json", json.dumps({"engine": engine.describe(), "actors": getattr(engine, "actor_info", [])}, default=str, indent=2) + "\n")
     k = clients_per_round(num_clients, fl.sample_rate, fl.clients_per_round)
     P = len(state.params)
     try:
