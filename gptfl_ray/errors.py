@@ -16,3 +16,19 @@ class ConfigError(ValueError):
     def __reduce__(self):
         # Ray ships exceptions raised in actors by pickling them; keep both fields.
         return (self.__class__, (self.subject, self.problem))
+
+
+def find_config_error(exc: BaseException) -> ConfigError | None:
+    """The ConfigError inside an exception Ray wrapped (RayTaskError.cause, ActorDiedError's
+    args, __cause__/__context__ chains), so a bad model path in an actor still reads as one line."""
+    seen, stack = set(), [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConfigError):
+            return ConfigError(e.subject, e.problem)
+        stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
+        stack += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return None

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gptfl_ray.errors import ConfigError
+from gptfl_ray.errors import ConfigError, find_config_error
 from gptfl_ray.methods.fgl_config import FGL_PROMPT_STYLES as PROMPT_STYLES
 from gptfl_ray.synth.generators.base import derive_seed, load_model, row_rng
 from gptfl_ray.synth.prompts import prompt_kind, template_prompt
@@ -247,7 +247,7 @@ def _build_on_ray(spec, x, y, parts, ids, num_actors, client_cpus, client_gpus, 
             if on_client:
                 on_client(len(out))
     except Exception as exc:  # noqa: BLE001 - a captioner path that will not load is user input
-        found = _config_error_in(exc)
+        found = find_config_error(exc)
         if found is not None:
             raise found from None
         raise
@@ -257,15 +257,3 @@ def _build_on_ray(spec, x, y, parts, ids, num_actors, client_cpus, client_gpus, 
     return out
 
 
-def _config_error_in(exc: BaseException) -> ConfigError | None:
-    """Ray wraps an actor's ConfigError (a captioner that will not load); find it again."""
-    seen, stack = set(), [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ConfigError):
-            return ConfigError(e.subject, e.problem)
-        stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
-    return None

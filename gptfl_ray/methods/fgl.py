@@ -192,19 +192,7 @@ def synthesize(cfg, dataset: Any, rows: list[dict], run_dir: Path, progress: Cal
         stale = True
     if stale:
         shutil.rmtree(store.synth_dir(out), ignore_errors=True)  # simulate owns <run>/fgl
-    done = [0]
-
-    def started(total: int, kept: int) -> None:
-        done[0] = kept
-        if progress:
-            progress(kept)
-
-    def shard(k: int, n: int) -> None:
-        done[0] += 1
-        if progress:
-            progress(done[0])
-
-    return pipeline.generate(rows, target, dataset.class_names, cfg.generate, out, on_shard=shard, on_start=started)
+    return pipeline.generate_with_progress(rows, target, dataset.class_names, cfg.generate, out, progress)
 
 
 @dataclass

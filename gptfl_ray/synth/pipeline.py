@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from gptfl_ray.errors import ConfigError
+from gptfl_ray.errors import ConfigError, find_config_error
 from gptfl_ray.runio import atomic_write_bytes, atomic_write_json
 from gptfl_ray.synth.config import GenerateConfig
 from gptfl_ray.synth.generators import generator_class
@@ -179,22 +179,6 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _config_error_in(exc: BaseException) -> ConfigError | None:
-    """Ray wraps an actor's ConfigError (e.g. a model path that will not load); find it again."""
-    seen, stack = set(), [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ConfigError):
-            return ConfigError(e.subject, e.problem)
-        # RayTaskError.cause holds the actor's exception; ActorDiedError keeps that in args.
-        stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
-        stack += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
-    return None
-
-
 def rows_of_shards(rows: list[dict], shards: list[int], size: int) -> list[dict]:
     return [r for k in shards for r in rows[k * size:(k + 1) * size]]
 
@@ -248,7 +232,7 @@ def run_ray(rows: list[dict], target: TargetFormat, cfg: GenerateConfig, writer:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             writer.add_batch(batch)
     except Exception as exc:  # noqa: BLE001 - re-raised unless it hides a ConfigError
-        found = _config_error_in(exc)
+        found = find_config_error(exc)
         if found is not None:
             raise found from None
         raise
@@ -294,6 +278,12 @@ def ensure_generated(cfg: GenerateConfig, dataset: Any, run_dir: str | Path,
     rows = read_prompts(run_dir, dataset)
     if cfg.per_class is not None or cfg.scale is not None:
         rows = take_per_class(rows, per_class_count(cfg.per_class, cfg.scale, len(dataset.x_train), dataset.num_classes))
+    return generate_with_progress(rows, TargetFormat.from_dataset(dataset), dataset.class_names, cfg, run_dir, progress)
+
+
+def generate_with_progress(rows: list[dict], target: TargetFormat, class_names: Iterable[str], cfg: GenerateConfig,
+                           run_dir: str | Path, progress: Callable[[int], None] | None = None) -> dict:
+    """`generate` reporting the number of finished shards (kept ones included) to `progress`."""
     done = [0]
 
     def started(total: int, kept: int) -> None:
@@ -306,5 +296,4 @@ def ensure_generated(cfg: GenerateConfig, dataset: Any, run_dir: str | Path,
         if progress:
             progress(done[0])
 
-    return generate(rows, TargetFormat.from_dataset(dataset), dataset.class_names, cfg,
-                    run_dir, on_shard=shard, on_start=started)
+    return generate(rows, target, class_names, cfg, run_dir, on_shard=shard, on_start=started)
