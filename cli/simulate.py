@@ -102,8 +102,8 @@ def simulate(**kw):
     if kw["resume"] and not file_cfg:
         file_cfg = read_config(run_dir)
     cfg = simulate_config(file_cfg, split_options(kw))
+    prepared = prepare_simulation(cfg)  # every input check first: --overwrite deletes nothing on bad input
     check_run_dir(run_dir, cfg, kw["overwrite"])
-    prepared = prepare_simulation(cfg)
     uses_ray = cfg.federate.engine.backend == "ray" or cfg.generate.engine == "ray" or cfg.pretrain.train_workers > 0
     t0 = time.perf_counter()
     if uses_ray:
