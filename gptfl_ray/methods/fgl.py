@@ -74,17 +74,6 @@ def apportion(weights: list[int] | np.ndarray, total: int, seed: int = 0) -> np.
     return base
 
 
-def _style_suffix(rng, enabled: bool) -> str:
-    """A few style words per row, as GPT-FL's server adds to its own prompts (synth.prompts)."""
-    from gptfl_ray.synth.prompts import GLYPH_STYLE_WORDS
-
-    if not enabled:
-        return ""
-    k = int(rng.integers(0, 3))
-    words = rng.choice(len(GLYPH_STYLE_WORDS), size=k, replace=False) if k else []
-    return "".join(f", {GLYPH_STYLE_WORDS[int(i)]}" for i in words)
-
-
 def server_prompt_rows(uploads: list[ClientUpload], dataset: Any, per_class: int, seed: int,
                        guidance: tuple[float, float] = (1.0, 5.0), style_words: bool = True) -> list[dict]:
     """The server's generation rows from every client's prompts.
@@ -94,7 +83,7 @@ def server_prompt_rows(uploads: list[ClientUpload], dataset: Any, per_class: int
     (instance prompts). Rows carry the synth pipeline's columns: label, label_name, prompt,
     guidance (uniform in [1, 5] as GPT-FL section 3.1), seed, style.
     """
-    from gptfl_ray.synth.prompts import prompt_kind
+    from gptfl_ray.synth.prompts import prompt_kind, style_suffix
 
     index = {name: i for i, name in enumerate(dataset.class_names)}
     entries: list[tuple[int, dict]] = []
@@ -113,7 +102,7 @@ def server_prompt_rows(uploads: list[ClientUpload], dataset: Any, per_class: int
         for _ in range(int(k)):
             s = derive_seed(seed, len(rows), _SALT_ROWS)
             rng = row_rng(s)
-            rows.append({"label": index[p["label"]], "label_name": p["label"], "prompt": p["prompt"] + _style_suffix(rng, words),
+            rows.append({"label": index[p["label"]], "label_name": p["label"], "prompt": p["prompt"] + style_suffix(rng, words),
                          "guidance": round(float(rng.uniform(*guidance)), 3), "seed": s,
                          "style": f"fgl-{uploads[0].style}" if uploads else "fgl"})
     return rows

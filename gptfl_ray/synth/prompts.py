@@ -86,7 +86,8 @@ def names_label(text: str, label: str) -> bool:
     return re.search(pattern, text.lower()) is not None
 
 
-def _style_suffix(rng, enabled: bool) -> str:
+def style_suffix(rng, enabled: bool) -> str:
+    """A few glyph style words per row (0-2), drawn from the row's own stream; shared with FGL's server."""
     if not enabled:
         return ""
     k = int(rng.integers(0, 3))
@@ -129,7 +130,7 @@ def build_prompts(dataset: Any, cfg: PromptsConfig,
             else:  # class/multi-domain, or an LLM that ran out of tries for this label
                 style = cfg.style if cfg.style != "llm" else "class"
                 prompt = template_prompt(kind, style, label, rng)
-            rows.append({"label": index, "label_name": label, "prompt": prompt + _style_suffix(rng, words),
+            rows.append({"label": index, "label_name": label, "prompt": prompt + style_suffix(rng, words),
                          "guidance": guidance, "seed": seed, "style": style})
     return rows
 
