@@ -13,6 +13,8 @@ from gptfl_ray.cli.main import app
 
 @pytest.mark.ray
 def test_simulate_against_a_three_node_cluster(tmp_path):
+    # An earlier test's in-process Ray would be reused by --address; start from none.
+    ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
         for _ in range(2):
