@@ -1,10 +1,8 @@
-"""Shared CLI plumbing: one-line errors with exit code 2, the console, option helpers."""
+"""Shared CLI plumbing: one-line errors with exit code 2 and the console."""
 
 from __future__ import annotations
 
 import functools
-import os
-import sys
 from typing import Callable, TypeVar
 
 import typer
@@ -33,13 +31,3 @@ def guarded(fn: F) -> F:
             raise typer.Exit(code=130)
 
     return wrapper  # type: ignore[return-value]
-
-
-def loopback_ray_env() -> None:
-    """Keep a local Ray on 127.0.0.1 and out of the home directory's auth token."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()

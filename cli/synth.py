@@ -5,13 +5,12 @@ Parsing and printing only; the work lives in gptfl_ray.synth.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from gptfl_ray.cli.common import console, guarded, loopback_ray_env
+from gptfl_ray.cli.common import console, guarded
 
 DEFAULT_RUN = "runs/default"
 
@@ -117,7 +116,9 @@ def generate_cmd(
     else:
         rows = _make_prompts(ds, PromptsConfig(dataset=dataset, per_class=per_class, scale=scale, seed=seed), output_dir)
     if cfg.engine == "ray":
-        _init_ray()
+        from gptfl_ray.ray_runtime import ensure_ray
+
+        ensure_ray()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]shards"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -133,17 +134,6 @@ def generate_cmd(
         f"{manifest['total_rows']} samples in {manifest['num_shards']} shards "
         f"({len(manifest['written_shards'])} written, {manifest['num_shards'] - len(manifest['written_shards'])} kept) "
         f"by {cfg.generator} in {manifest['seconds']:.1f}s -> {output_dir / 'synthetic'}", highlight=False)
-
-
-def _init_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    loopback_ray_env()
-    # Our own local instance unless RAY_ADDRESS points at a cluster (never another user's).
-    ray.init(address=os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False,
-             include_dashboard=False)
 
 
 def register(app: typer.Typer) -> None:

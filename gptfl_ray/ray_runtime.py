@@ -1,6 +1,7 @@
 """Starting or joining Ray, once per command.
 
-`--address` joins an existing cluster (`auto` included). Without it a single-node Ray starts
+`--address` (or RAY_ADDRESS, which `ray job submit` sets) joins an existing cluster (`auto`
+included). Without either a single-node Ray starts
 that listens on 127.0.0.1 only, so nothing of a laptop run is reachable from the network:
 Ray picks its node address from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imported, and
 "0" selects loopback (DESIGN.md).
@@ -41,6 +42,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
     quiet_ray_logs()
     if ray.is_initialized():
         return False
+    address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` on a cluster
     if address and address != "local":
         try:
             ray.init(address=address, configure_logging=False, log_to_driver=False)

@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from gptfl_ray.errors import ConfigError, find_config_error
+from gptfl_ray.ray_runtime import ensure_ray
 from gptfl_ray.runio import atomic_write_bytes, atomic_write_json
 from gptfl_ray.synth.config import GenerateConfig
 from gptfl_ray.synth.generators import generator_class
@@ -220,13 +220,7 @@ def generator_dataset(rows: list[dict], target: TargetFormat, cfg: GenerateConfi
 def run_ray(rows: list[dict], target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter) -> None:
     import ray
 
-    if not ray.is_initialized():
-        # Keep a local Ray on loopback and away from the home directory's auth token.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        # "local" starts our own instance instead of joining whatever cluster another process
-        # on this machine started; a real cluster is reached through RAY_ADDRESS.
-        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False)
+    ensure_ray()  # our own loopback Ray unless RAY_ADDRESS names a cluster; reused when running
     ds = generator_dataset(rows, target, cfg)
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
