@@ -46,14 +46,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """TOML has no None and no tuples: drop None, turn tuples into lists."""
     if dataclasses.is_dataclass(value):
         value = dataclasses.asdict(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if v is not None}
+        return {k: plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -72,7 +72,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
 def write_config_section(run_dir: str | Path, section: str, cfg: Any) -> Path:
     """Merge one stage's resolved config into `run_dir/config.toml` (atomically)."""
     merged = read_config(run_dir)
-    merged[section] = _plain(cfg)
+    merged[section] = plain(cfg)
     path = Path(run_dir) / CONFIG_NAME
     atomic_write_text(path, tomli_w.dumps(merged))
     return path

@@ -44,7 +44,7 @@ import numpy as np
 
 from gptfl_ray.fl.loop import ModelFactory, run_federation
 from gptfl_ray.methods.client_prompts import ClientUpload, build_uploads, prompt_spec
-from gptfl_ray.runio import _plain, atomic_write_text, read_config, write_config_section
+from gptfl_ray.runio import plain, atomic_write_text, read_config, write_config_section
 from gptfl_ray.synth.generators.base import derive_seed, row_rng
 
 FGL_DIR = "fgl"
@@ -128,7 +128,7 @@ def preflight_fgl(cfg, task) -> None:
 
 
 def _same_key(dir_: Path, section: str, key: dict) -> bool:
-    return read_config(dir_).get(section) == _plain(key)
+    return read_config(dir_).get(section) == plain(key)
 
 
 def client_uploads(cfg, task, run_dir: Path, progress: Callable[[int], None] | None = None) -> list[ClientUpload]:
@@ -316,7 +316,7 @@ def run_fgl_rounds_variant(cfg, task, factory: ModelFactory, run_dir: str | Path
            "synthetic": shot.synthetic_sha,
            "federate": {s: getattr(fcfg, s) for s in ("data", "model")} | {"fl": dataclasses.replace(fl, rounds=0, eval_every=1, checkpoint_every=0)}}
     saved = read_config(out)
-    same = saved.get("fgl_rounds_key") == _plain(key) and saved.get("rounds", {}).get("n", 0) <= fl.rounds
+    same = saved.get("fgl_rounds_key") == plain(key) and saved.get("rounds", {}).get("n", 0) <= fl.rounds
     if not same and out.exists():
         shutil.rmtree(out)  # another start or other settings: these rounds are not ours to continue
     write_config_section(out, "fgl_rounds_key", key)

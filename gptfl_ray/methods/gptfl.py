@@ -31,7 +31,7 @@ from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat, num_params
 from gptfl_ray.pretrain.config import PretrainConfig
 from gptfl_ray.report import variant_summary
-from gptfl_ray.runio import atomic_write_json, read_config, write_config_section
+from gptfl_ray.runio import atomic_write_json, plain, read_config, write_config_section
 from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
 
 VARIANTS = ("fedavg", "synthetic", "gptfl", "fgl")
@@ -94,9 +94,7 @@ def _same(section: str, run_dir: Path, cfg: Any) -> bool:
     saved = read_config(run_dir).get(section)
     if saved is None:
         return False
-    from gptfl_ray.runio import _plain
-
-    return saved == _plain(cfg)
+    return saved == plain(cfg)
 
 
 def prepare_simulation(cfg: SimulateConfig) -> tuple[Task, np.ndarray | None]:
@@ -224,7 +222,7 @@ def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.nda
     """Run (or resume, or reuse) one FL variant in its own directory."""
     start_key = {"sha256": "random-init" if start is None else hashlib.sha256(np.ascontiguousarray(start).tobytes()).hexdigest()}
     saved = read_config(out) if out.exists() else {}
-    same = saved.get("start") == start_key and _resumable(saved.get("federate"), _plain_cfg(fcfg))
+    same = saved.get("start") == start_key and _resumable(saved.get("federate"), plain(fcfg))
     if not same and out.exists():
         shutil.rmtree(out)  # a stale variant from other settings or another start (simulate owns this folder)
     write_config_section(out, "federate", fcfg)
@@ -249,12 +247,6 @@ def _resumable(saved: dict | None, new: dict) -> bool:
         if a != b:
             return False
     return saved.get("fl", {}).get("rounds", 0) <= new["fl"]["rounds"] and saved.get("init") == new.get("init")
-
-
-def _plain_cfg(cfg) -> dict:
-    from gptfl_ray.runio import _plain
-
-    return _plain(cfg)
 
 
 SIM_KEYS = ("variants", "target_accuracy", "init_pretrained")
