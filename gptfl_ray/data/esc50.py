@@ -14,7 +14,9 @@ repository's master.zip (about 600 MB).
 - Classes: the csv's `category` per `target`, made readable ("chirping_birds" ->
   "chirping birds"), since class names become the generator's prompts (paper section 3.1).
 - Split: the paper does not say; ESC-50 comes in 5 folds (clips cut from one recording share a
-  fold), and here fold 5 is the test set and folds 1-4 train (`test_fold`), i.e. 1600/400 clips.
+  fold, so a split inside a fold would leak recordings), and here fold 5 is the test set
+  (`test_fold`), fold 4 the validation set held out from every client (`val_fold`), and folds
+  1-3 train, i.e. 1200/400/400 clips.
 - Raw samples: float32 waveforms resampled from 44.1 kHz to 16 kHz with
   torchaudio.functional.resample and fit to 5 s = 80,000 samples. `clip_seconds` < 5 keeps the
   loudest window of that length per clip instead, to cut the CPU cost of features and the GRU
@@ -36,6 +38,7 @@ from gptfl_ray.errors import ConfigError
 FOLDER = "ESC-50-master"
 CLIP_SECONDS = 5.0
 TEST_FOLD = 5
+VAL_FOLD = 4
 NUM_FOLDS = 5
 URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
 _RESAMPLE_BATCH = 64  # clips per resample call: bounds memory, keeps torch's conv batched
@@ -85,11 +88,13 @@ def read_meta(base: Path) -> tuple[list[dict], tuple[str, ...]]:
 
 
 def load_esc50(data_dir=None, download: bool = False, seed: int = 0, clip_seconds: float = CLIP_SECONDS,
-               test_fold: int = TEST_FOLD, **_) -> Dataset:
+               test_fold: int = TEST_FOLD, val_fold: int = VAL_FOLD, **_) -> Dataset:
     if not (0 < float(clip_seconds) <= CLIP_SECONDS):
         raise ConfigError("--clip-seconds", f"ESC-50 clips are {CLIP_SECONDS:g} s; choose 0 < seconds <= 5, got {clip_seconds}")
     if int(test_fold) not in range(1, NUM_FOLDS + 1):
         raise ConfigError("--test-fold", f"ESC-50 has folds 1..{NUM_FOLDS}, got {test_fold}")
+    if int(val_fold) not in range(1, NUM_FOLDS + 1) or int(val_fold) == int(test_fold):
+        raise ConfigError("--val-fold", f"ESC-50 has folds 1..{NUM_FOLDS} and the validation fold must differ from test fold {test_fold}, got {val_fold}")
     root = data_root(data_dir)
     base = _find(root)
     if base is None and download:
@@ -109,14 +114,21 @@ def load_esc50(data_dir=None, download: bool = False, seed: int = 0, clip_second
     length = int(round(float(clip_seconds) * SAMPLE_RATE))
     waves = _read_clips([base / "audio" / r["filename"] for r in rows], length)
     y = np.asarray([r["target"] for r in rows], np.int64)
-    test = np.asarray([r["fold"] == int(test_fold) for r in rows])
-    if test.all() or not test.any():
-        raise ConfigError("--test-fold", f"fold {test_fold} leaves {'no training' if test.all() else 'no test'} clips in {base}")
+    fold = np.asarray([r["fold"] for r in rows])
+    test, val = fold == int(test_fold), fold == int(val_fold)
+    train = ~(test | val)
+    for mask, option, what in ((test, "--test-fold", f"no test clips in fold {test_fold}"),
+                               (val, "--val-fold", f"no validation clips in fold {val_fold}"),
+                               (train, "--data-dir", f"no training clips outside folds {val_fold} and {test_fold}")):
+        if not mask.any():
+            raise ConfigError(option, f"{base}: {what}")
     return Dataset(
         name="esc50", modality="audio", class_names=class_names,
-        x_train=waves[~test], y_train=y[~test], x_test=waves[test], y_test=y[test],
+        x_train=waves[train], y_train=y[train], x_test=waves[test], y_test=y[test],
+        x_val=waves[val], y_val=y[val],
         max_value=1.0, mean=(0.0,), std=(1.0,),
-        extra={"sample_rate": SAMPLE_RATE, "test_fold": int(test_fold), "clip_seconds": float(clip_seconds)},
+        extra={"sample_rate": SAMPLE_RATE, "test_fold": int(test_fold), "val_fold": int(val_fold),
+               "clip_seconds": float(clip_seconds)},
     )
 
 

@@ -12,9 +12,10 @@ downloading it only when `--download` is given. WAVs are read with soundfile.
 
 - Classes: the 35 keywords of v0.02 in sorted (torchaudio) order; `_background_noise_` is no
   class. Every keyword folder must exist.
-- Split: the official lists. test = `testing_list.txt`; train = every clip in neither list;
-  the validation clips are not loaded (nothing here tunes on them). The lists are speaker
-  disjoint, so the test speakers are unseen, as in the paper (2,112 training speakers of 2,618).
+- Split: the official lists. test = `testing_list.txt`, validation = `validation_list.txt`
+  (held out from every client; every choice reads it), train = every clip in neither list.
+  The lists are speaker disjoint, so validation and test speakers are unseen, as in the paper
+  (2,112 training speakers of 2,618).
 - Clients: `groups` holds an int speaker code per training clip (the `<speaker>` part of the
   file name); `extra["speakers"]` maps codes back to ids. `--partition natural` makes each
   speaker, or a run of speakers when there are fewer clients, one client.
@@ -98,30 +99,37 @@ def load_speechcommands(data_dir=None, download: bool = False, seed: int = 0, **
     validation = _read_list(base, "validation_list.txt")
     testing = _read_list(base, "testing_list.txt")
 
-    files, labels, is_test = [], [], []
+    overlap = validation & testing
+    if overlap:
+        raise ConfigError("--data-dir", f"{base}: {len(overlap)} clips are in both validation_list.txt and testing_list.txt, e.g. {min(overlap)}")
+    files, labels, split = [], [], []  # split: 0 train, 1 validation, 2 test
     for k, word in enumerate(KEYWORDS):
         for p in sorted((base / word).glob("*.wav")):
             rel = f"{word}/{p.name}"
-            if HASH_DIVIDER not in p.name or rel in validation:
+            if HASH_DIVIDER not in p.name:
                 continue
             files.append(rel)
             labels.append(k)
-            is_test.append(rel in testing)
+            split.append(2 if rel in testing else 1 if rel in validation else 0)
     if not files:
         raise ConfigError("--data-dir", f"no <speaker>{HASH_DIVIDER}<n>.wav files under {base}")
     files_arr = np.asarray(files)
     labels_arr = np.asarray(labels, np.int64)
-    test_mask = np.asarray(is_test, bool)
-    if test_mask.all() or not test_mask.any():
-        raise ConfigError("--data-dir", f"{base}: testing_list.txt leaves {'no training' if test_mask.all() else 'no test'} clips")
+    split_arr = np.asarray(split, np.int8)
+    for code, what in ((0, "no training clips (every clip is listed)"), (1, "no validation clips (validation_list.txt)"),
+                       (2, "no test clips (testing_list.txt)")):
+        if not (split_arr == code).any():
+            raise ConfigError("--data-dir", f"{base}: the official lists leave {what}")
 
     waves = _cached_waves(base, files_arr)
-    speakers_train = np.asarray([speaker_of(f) for f in files_arr[~test_mask]])
+    train, val, test = (split_arr == 0), (split_arr == 1), (split_arr == 2)
+    speakers_train = np.asarray([speaker_of(f) for f in files_arr[train]])
     speaker_ids, groups = np.unique(speakers_train, return_inverse=True)
     return Dataset(
         name="speechcommands", modality="audio", class_names=KEYWORDS,
-        x_train=waves[~test_mask], y_train=labels_arr[~test_mask],
-        x_test=waves[test_mask], y_test=labels_arr[test_mask],
+        x_train=waves[train], y_train=labels_arr[train],
+        x_test=waves[test], y_test=labels_arr[test],
+        x_val=waves[val], y_val=labels_arr[val],
         max_value=1.0, mean=(0.0,), std=(1.0,),
         groups=groups.astype(np.int64),
         extra={"sample_rate": SAMPLE_RATE, "speakers": tuple(str(s) for s in speaker_ids)},

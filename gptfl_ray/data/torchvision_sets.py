@@ -6,8 +6,11 @@ on-disk layout under `data_dir` (default `~/.cache/gptfl-ray/data`), downloads o
 and returns the shared `Dataset`: raw uint8 NCHW pixels, int64 labels, the real class names
 (they are what GPT-FL's prompts are built from), per-data-set channel mean/std.
 
+Validation: a stratified 10% of the official training set (`carve_validation`, fixed by the
+split `seed`), held out from every client; the official test set stays the test set.
 The paper does not say which Flowers102 splits it uses; here the official train and val splits
-(10 images per class each) are the training set and the official test split (6149 images) the
+(10 images per class each) are pooled as the training set (the validation share is then carved
+from the pool like for every torchvision set) and the official test split (6149 images) is the
 test set, the common protocol.
 Its images vary in size, so each is resized (shorter side to `image_size`, 64 px by default,
 bilinear) and centre-cropped square; the result is cached as an .npz next to the images so
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gptfl_ray.data.base import Dataset
+from gptfl_ray.data.base import Dataset, carve_validation
 from gptfl_ray.errors import ConfigError
 
 DEFAULT_DATA_DIR = "~/.cache/gptfl-ray/data"
@@ -82,7 +85,18 @@ def _open(name: str, cls, root: Path, download: bool, **kwargs):
         ) from e
 
 
-def _images(name: str, class_names, train, test, x_key=lambda ds: np.asarray(ds.data)) -> Dataset:
+def _with_validation(name: str, class_names, x_train, y_train, x_test, y_test, seed: int, extra=None) -> Dataset:
+    train, val = carve_validation(y_train, seed)
+    mean, std = _STATS[name]
+    return Dataset(
+        name=name, modality="image", class_names=tuple(class_names),
+        x_train=x_train[train], y_train=y_train[train], x_test=x_test, y_test=y_test,
+        x_val=x_train[val], y_val=y_train[val],
+        max_value=255.0, mean=mean, std=std, extra={**(extra or {}), "split_seed": int(seed)},
+    )
+
+
+def _images(name: str, class_names, train, test, seed: int, x_key=lambda ds: np.asarray(ds.data)) -> Dataset:
     def nchw(ds):
         x = x_key(ds)
         return np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2), dtype=np.uint8)
@@ -90,12 +104,7 @@ def _images(name: str, class_names, train, test, x_key=lambda ds: np.asarray(ds.
     def labels(ds):
         return np.asarray(ds.targets, dtype=np.int64)
 
-    mean, std = _STATS[name]
-    return Dataset(
-        name=name, modality="image", class_names=tuple(class_names),
-        x_train=nchw(train), y_train=labels(train), x_test=nchw(test), y_test=labels(test),
-        max_value=255.0, mean=mean, std=std,
-    )
+    return _with_validation(name, class_names, nchw(train), labels(train), nchw(test), labels(test), seed)
 
 
 def load_mnist(data_dir=None, download: bool = False, seed: int = 0, **_) -> Dataset:
@@ -104,25 +113,25 @@ def load_mnist(data_dir=None, download: bool = False, seed: int = 0, **_) -> Dat
     root = data_root(data_dir)
     train = _open("mnist", MNIST, root, download, train=True)
     test = _open("mnist", MNIST, root, False, train=False)
-    return _images("mnist", MNIST_CLASS_NAMES, train, test, x_key=lambda ds: ds.data.numpy())
+    return _images("mnist", MNIST_CLASS_NAMES, train, test, seed, x_key=lambda ds: ds.data.numpy())
 
 
-def _cifar(name: str, cls_name: str, data_dir, download: bool) -> Dataset:
+def _cifar(name: str, cls_name: str, data_dir, download: bool, seed: int) -> Dataset:
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, cls_name)
     root = data_root(data_dir)
     train = _open(name, cls, root, download, train=True)
     test = _open(name, cls, root, False, train=False)
-    return _images(name, train.classes, train, test)
+    return _images(name, train.classes, train, test, seed)
 
 
 def load_cifar10(data_dir=None, download: bool = False, seed: int = 0, **_) -> Dataset:
-    return _cifar("cifar10", "CIFAR10", data_dir, download)
+    return _cifar("cifar10", "CIFAR10", data_dir, download, seed)
 
 
 def load_cifar100(data_dir=None, download: bool = False, seed: int = 0, **_) -> Dataset:
-    return _cifar("cifar100", "CIFAR100", data_dir, download)
+    return _cifar("cifar100", "CIFAR100", data_dir, download, seed)
 
 
 def load_flowers102(data_dir=None, download: bool = False, seed: int = 0,
@@ -146,13 +155,10 @@ def load_flowers102(data_dir=None, download: bool = False, seed: int = 0,
             tmp.replace(cache)  # atomic: an interrupted write never leaves a torn cache
         except OSError:
             pass  # a read-only data dir only costs the decode next time
-    mean, std = _STATS["flowers102"]
-    return Dataset(
-        name="flowers102", modality="image", class_names=FLOWERS102_CLASS_NAMES,
-        x_train=np.concatenate([arrays["x_train"], arrays["x_val"]]),
-        y_train=np.concatenate([arrays["y_train"], arrays["y_val"]]),
-        x_test=arrays["x_test"], y_test=arrays["y_test"],
-        max_value=255.0, mean=mean, std=std, extra={"image_size": image_size},
+    return _with_validation(
+        "flowers102", FLOWERS102_CLASS_NAMES,
+        np.concatenate([arrays["x_train"], arrays["x_val"]]), np.concatenate([arrays["y_train"], arrays["y_val"]]),
+        arrays["x_test"], arrays["y_test"], seed, extra={"image_size": image_size},
     )
 
 

@@ -60,8 +60,10 @@ def test_speechcommands_layout_split_and_speakers(speech_tree):
     ds = load_dataset("speechcommands", data_dir=str(speech_tree))
     assert ds.modality == "audio" and ds.class_names == KEYWORDS and len(KEYWORDS) == 35
     assert "_background_noise_" not in ds.class_names
-    # train: speakers 0 and 1 (plus one extra "yes" take), test: speaker 3; validation dropped
-    assert ds.x_train.shape == (71, 16_000) and ds.x_test.shape == (35, 16_000)
+    # train: speakers 0 and 1 (plus one extra "yes" take), validation: speaker 2, test: speaker 3
+    assert ds.x_train.shape == (71, 16_000) and ds.x_test.shape == (35, 16_000) and ds.x_val.shape == (35, 16_000)
+    assert set(np.round(ds.x_val[:, 1] * 100).astype(int)) == {2}
+    np.testing.assert_allclose(ds.x_val[:, 0], ds.y_val / 100, atol=1e-4)
     assert ds.x_train.dtype == np.float32 and ds.extra["sample_rate"] == 16_000
     np.testing.assert_allclose(ds.x_train[:, 0], ds.y_train / 100, atol=1e-4)  # labels match files
     spk_train = np.round(ds.x_train[:, 1] * 100).astype(int)
@@ -111,10 +113,34 @@ def test_speechcommands_missing_data_errors(tmp_path, speech_tree):
     with pytest.raises(ConfigError, match="lacks keyword folders: zero"):
         load_dataset("speechcommands", data_dir=str(speech_tree))
     (base / "zero_").rename(base / "zero")
+    (base / "validation_list.txt").write_text("")
+    with pytest.raises(ConfigError, match="no validation clips"):
+        load_dataset("speechcommands", data_dir=str(speech_tree))
+    (base / "validation_list.txt").write_text((base / "testing_list.txt").read_text())
+    with pytest.raises(ConfigError, match="in both validation_list.txt and testing_list.txt"):
+        load_dataset("speechcommands", data_dir=str(speech_tree))
     (base / "testing_list.txt").unlink()
     with pytest.raises(ConfigError, match="testing_list.txt is missing"):
         load_dataset("speechcommands", data_dir=str(speech_tree))
 
+
+def _wav_source(root, rel_paths, length):
+    """The loader's own decode of every file, to compare splits against."""
+    from gptfl_ray.data.audio import fit_length, read_wav, resample
+
+    return np.stack([fit_length(resample(*read_wav(root / r)), length) for r in rel_paths])
+
+
+def test_speechcommands_splits_are_the_official_lists_disjoint_and_deterministic(speech_tree, splits_check):
+    base = speech_tree / "SpeechCommands" / "speech_commands_v0.02"
+    rels = [f"{w}/{p.name}" for w in KEYWORDS for p in sorted((base / w).glob("*_nohash_*.wav"))]
+    # through the loader's int16 cache, as every load after the first is
+    source = np.round(_wav_source(base, rels, 16_000) * 32768.0).clip(-32768, 32767).astype(np.int16)
+    labels = np.array([KEYWORDS.index(r.split("/")[0]) for r in rels])
+    ds = splits_check(lambda: load_dataset("speechcommands", data_dir=str(speech_tree)),
+                      source.astype(np.float32) / np.float32(32768.0), labels)
+    # validation and test speakers never appear among the clients' groups
+    assert len(ds.extra["speakers"]) == 2 and ds.groups.shape == ds.y_train.shape
 
 @pytest.fixture
 def esc_tree(tmp_path):
@@ -127,7 +153,8 @@ def esc_tree(tmp_path):
         for j, fold in enumerate((k % 4 + 1, 5)):  # one training clip, one fold-5 clip per class
             name = f"{fold}-{1000 + k}-{'AB'[j]}-{k}.wav"
             t = np.arange(sr // 4) / sr
-            sf.write(base / "audio" / name, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr,
+            amp = 0.3 + 0.004 * (2 * k + j)  # a per-clip amplitude: the split test traces clips by it
+            sf.write(base / "audio" / name, (amp * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr,
                      subtype="PCM_16")
             rows.append(f"{name},{fold},{k},{cat},False,{1000 + k},{'AB'[j]}")
     # A full 5 s clip with a loud burst at 3.0-3.5 s, for the crop test.
@@ -143,15 +170,17 @@ def test_esc50_layout_folds_and_resampling(esc_tree):
     ds = load_dataset("esc50", data_dir=str(esc_tree))
     assert len(ds.class_names) == 50 and ds.class_names[0] == "dog"
     assert ds.class_names[14] == "chirping birds" and ds.class_names[30] == "door wood knock"
-    assert ds.x_train.shape == (51, 80_000) and ds.x_test.shape == (50, 80_000)  # fold 5 is test
+    # fold 5 is test, fold 4 validation (classes k = 3 mod 4 have their training clip there)
+    assert ds.x_train.shape == (39, 80_000) and ds.x_test.shape == (50, 80_000) and ds.x_val.shape == (12, 80_000)
     assert sorted(ds.y_test.tolist()) == list(range(50)) and ds.groups is None
+    assert ds.y_val.tolist() == list(range(3, 50, 4))
     # 0.25 s at 44.1 kHz -> 4000 samples at 16 kHz, then zero padding to 5 s
     clip = ds.x_train[0]
     assert np.abs(clip[200:3800]).max() > 0.25 and np.all(clip[4100:] == 0)
     # the 440 Hz tone survives resampling: its spectrum peaks at 440 Hz
     spec = np.abs(np.fft.rfft(clip[:4000]))
     assert abs(np.argmax(spec) * 16_000 / 4000 - 440) <= 8
-    assert ds.extra == {"sample_rate": 16_000, "test_fold": 5, "clip_seconds": 5.0}
+    assert ds.extra == {"sample_rate": 16_000, "test_fold": 5, "val_fold": 4, "clip_seconds": 5.0}
     assert ds.input_shape == (N_MELS, 501)
 
 
@@ -162,11 +191,31 @@ def test_esc50_short_crop_keeps_the_loudest_window(esc_tree):
     from gptfl_ray.data.esc50 import load_esc50
 
     short = load_esc50(data_dir=str(esc_tree), clip_seconds=1.0)
-    assert short.x_train.shape == (51, 16_000) and short.input_shape == (N_MELS, 101)
+    assert short.x_train.shape == (39, 16_000) and short.input_shape == (N_MELS, 101)
     burst = short.x_train[-1]
     assert np.abs(burst).max() > 0.7 and np.count_nonzero(np.abs(burst) > 0.1) >= 6900
     with pytest.raises(ConfigError, match="--clip-seconds"):
         load_esc50(data_dir=str(esc_tree), clip_seconds=6)
+
+
+def test_esc50_splits_are_folds_disjoint_and_deterministic(esc_tree, splits_check):
+    import csv
+
+    from gptfl_ray.data.esc50 import load_esc50
+
+    base = esc_tree / "ESC-50-master"
+    rows = list(csv.DictReader(open(base / "meta" / "esc50.csv")))
+    source = _wav_source(base / "audio", [r["filename"] for r in rows], 80_000)
+    labels = np.array([int(r["target"]) for r in rows])
+    # clips are traced by their tone's amplitude (0.004 apart): the loader resamples in batches,
+    # which may differ from one-by-one resampling in the last float bit
+    ds = splits_check(lambda: load_esc50(data_dir=str(esc_tree), val_fold=2), source, labels,
+                      key=lambda w: int(round(float(np.abs(w[1000:3000]).max()) * 500)))
+    assert ds.y_val.tolist() == [k for k in range(50) if k % 4 == 1] and ds.extra["val_fold"] == 2
+    with pytest.raises(ConfigError, match="--val-fold"):
+        load_esc50(data_dir=str(esc_tree), val_fold=5)
+    with pytest.raises(ConfigError, match="--val-fold"):
+        load_esc50(data_dir=str(esc_tree), val_fold=6)
 
 
 def test_esc50_missing_data_errors(tmp_path, esc_tree):

@@ -35,21 +35,28 @@ def _idx(path, arr: np.ndarray):
         f.write(arr.astype(np.uint8).tobytes())
 
 
-def test_mnist(tmp_path):
+def _mnist_files(tmp_path, xtr, ytr, xte, yte):
     raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    xtr, ytr = rng.integers(0, 256, (5, 28, 28)), np.array([3, 1, 4, 1, 5])
-    xte, yte = rng.integers(0, 256, (2, 28, 28)), np.array([9, 2])
+    raw.mkdir(parents=True, exist_ok=True)
     _idx(raw / "train-images-idx3-ubyte", xtr)
     _idx(raw / "train-labels-idx1-ubyte", ytr)
     _idx(raw / "t10k-images-idx3-ubyte", xte)
     _idx(raw / "t10k-labels-idx1-ubyte", yte)
+
+
+def test_mnist(tmp_path):
+    rng = np.random.default_rng(0)
+    xtr, ytr = rng.integers(0, 256, (5, 28, 28)), np.array([3, 1, 4, 1, 5])
+    xte, yte = rng.integers(0, 256, (2, 28, 28)), np.array([9, 2])
+    _mnist_files(tmp_path, xtr, ytr, xte, yte)
     ds = load_dataset("mnist", data_dir=str(tmp_path))
-    assert ds.x_train.shape == (5, 1, 28, 28) and ds.x_train.dtype == np.uint8
+    # the one class with two training samples gives one to validation; the rest stay in train
+    assert ds.x_train.shape == (4, 1, 28, 28) and ds.x_train.dtype == np.uint8
+    assert ds.x_val.shape == (1, 1, 28, 28) and ds.y_val.tolist() == [1]
     assert ds.x_test.shape == (2, 1, 28, 28)
-    np.testing.assert_array_equal(ds.x_train[:, 0], xtr)
-    assert ds.y_train.dtype == np.int64 and ds.y_train.tolist() == [3, 1, 4, 1, 5]
+    kept = [i for i in range(5) if (xtr[i] != ds.x_val[0, 0]).any()]
+    np.testing.assert_array_equal(ds.x_train[:, 0], xtr[kept])  # file order kept
+    assert ds.y_train.dtype == np.int64 and ds.y_train.tolist() == ytr[kept].tolist()
     assert ds.y_test.tolist() == [9, 2]
     assert ds.class_names == tuple("0123456789")
     assert ds.input_shape == (1, 28, 28) and ds.mean == (0.1307,)
@@ -77,10 +84,12 @@ def test_cifar10(tmp_path, no_md5):
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     _pickle(d / "batches.meta", {"label_names": names})
     ds = load_dataset("cifar10", data_dir=str(tmp_path))
-    assert ds.x_train.shape == (10, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    # classes 4 and 5 have two samples each: one of each goes to validation
+    assert ds.x_train.shape == (8, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert sorted(ds.y_val.tolist()) == [4, 5]
     # torchvision's NHWC round trip must land back on the pickle's own CHW pixel order
     np.testing.assert_array_equal(ds.x_train[0].reshape(-1), batches[0]["data"][0])
-    assert ds.y_train.tolist() == [1, 8, 2, 7, 3, 6, 4, 5, 5, 4]
+    assert sorted(ds.y_train.tolist()) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert ds.class_names == tuple(names) and ds.num_classes == 10
     assert len(ds.mean) == 3
 
@@ -94,7 +103,7 @@ def test_cifar100(tmp_path, no_md5):
     names = [f"class{i}" for i in range(100)]
     _pickle(d / "meta", {"fine_label_names": names, "coarse_label_names": ["x"] * 20})
     ds = load_dataset("cifar100", data_dir=str(tmp_path))
-    assert ds.num_classes == 100 and ds.y_train.tolist() == [0, 99, 5, 5]
+    assert ds.num_classes == 100 and ds.y_train.tolist() == [0, 99, 5] and ds.y_val.tolist() == [5]
     assert ds.x_test.shape == (2, 3, 32, 32)
 
 
@@ -111,13 +120,72 @@ def test_flowers102(tmp_path, no_md5):
     # (scipy squeezes a one-element split to a scalar, which torchvision cannot read: use two)
     savemat(base / "setid.mat", {"trnid": np.array([[1, 2]]), "valid": np.array([[3, 6]]), "tstid": np.array([[4, 5]])})
     ds = load_dataset("flowers102", data_dir=str(tmp_path))
+    # every class here has one sample, so the carve leaves validation empty on this toy tree
     assert ds.x_train.shape == (4, 3, 64, 64) and ds.x_test.shape == (2, 3, 64, 64)
-    assert ds.y_train.tolist() == [0, 101, 2, 5] and ds.y_test.tolist() == [3, 4]
+    assert ds.y_train.tolist() == [0, 101, 2, 5] and ds.y_test.tolist() == [3, 4] and len(ds.y_val) == 0
     assert ds.num_classes == 102 and ds.class_names[0] == "pink primrose"
     assert abs(int(ds.x_train[0, 0, 32, 32]) - 40) <= 3  # colour survives resize + JPEG
     assert (base / "gptfl_64px.npz").is_file()
     again = load_dataset("flowers102", data_dir=str(tmp_path))  # served from the cache
     np.testing.assert_array_equal(again.x_train, ds.x_train)
+
+
+def _cifar10_tree(tmp_path, rng, per_batch=20):
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    xs, ys = [], []
+    for i in range(1, 6):
+        b = {"data": _cifar_images(rng, per_batch), "labels": (np.arange(per_batch) % 10).tolist()}
+        xs.append(b["data"])
+        ys += b["labels"]
+        _pickle(d / f"data_batch_{i}", b)
+    test = {"data": _cifar_images(rng, 10), "labels": list(range(10))}
+    _pickle(d / "test_batch", test)
+    _pickle(d / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
+    nchw = lambda flat: flat.reshape(-1, 3, 32, 32)  # noqa: E731
+    return nchw(np.concatenate(xs + [test["data"]])), np.array(ys + test["labels"])
+
+
+def test_torchvision_splits_are_disjoint_deterministic_and_stratified(tmp_path, no_md5, splits_check):
+    from gptfl_ray.data.torchvision_sets import load_cifar10, load_mnist
+
+    rng = np.random.default_rng(5)
+    x_all, y_all = _cifar10_tree(tmp_path, rng)
+    ds = splits_check(lambda: load_cifar10(data_dir=str(tmp_path), seed=3), x_all, y_all)
+    # 10 training samples per class: exactly one of each to validation; the official test stays test
+    assert sorted(ds.y_val.tolist()) == list(range(10)) and len(ds.y_train) == 90
+    assert ds.y_test.tolist() == list(range(10)) and ds.extra["split_seed"] == 3
+    other = load_cifar10(data_dir=str(tmp_path), seed=4)
+    assert not np.array_equal(other.x_val, ds.x_val)  # the split seed picks the validation draw
+    np.testing.assert_array_equal(other.x_test, ds.x_test)
+
+    xtr, ytr = rng.integers(0, 256, (60, 28, 28)), np.arange(60) % 3
+    xte, yte = rng.integers(0, 256, (6, 28, 28)), np.arange(6) % 3
+    _mnist_files(tmp_path, xtr, ytr, xte, yte)
+    m = splits_check(lambda: load_mnist(data_dir=str(tmp_path), seed=0),
+                     np.concatenate([xtr, xte])[:, None].astype(np.uint8), np.concatenate([ytr, yte]))
+    assert np.bincount(m.y_val).tolist() == [2, 2, 2]  # 10% of 20 per class
+
+
+def test_flowers_split_carves_validation_from_the_pooled_train_and_val(tmp_path, no_md5, splits_check):
+    from PIL import Image
+    from scipy.io import savemat
+
+    base = tmp_path / "flowers-102"
+    (base / "jpg").mkdir(parents=True)
+    labels = [1 + i % 3 for i in range(30)]  # three classes, ten images each
+    for i in range(30):
+        Image.new("RGB", (64, 64), (8 * i, 10 * (i % 3), 200)).save(base / "jpg" / f"image_{i + 1:05d}.jpg")
+    savemat(base / "imagelabels.mat", {"labels": np.array([labels])})
+    savemat(base / "setid.mat", {"trnid": np.array([list(range(1, 13))]), "valid": np.array([list(range(13, 25))]),
+                                 "tstid": np.array([list(range(25, 31))])})
+    from gptfl_ray.data.torchvision_sets import load_flowers102
+
+    ds = load_flowers102(data_dir=str(tmp_path))
+    pooled_x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+    pooled_y = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
+    assert len(pooled_y) == 30 and sorted(ds.y_val.tolist()) == [0, 1, 2] and len(ds.y_test) == 6
+    splits_check(lambda: load_flowers102(data_dir=str(tmp_path)), pooled_x, pooled_y)
 
 
 def test_flower_names_match_torchvision():

@@ -20,7 +20,7 @@ def test_server_label_names_accepts_a_received_set_in_dataset_order(digits):
     assert server_label_names(digits) == list(digits.class_names)
     # an IBLT-decoded union arrives as an unordered set: indices must still line up with the data
     assert server_label_names(digits, {"9", "3", "0", "1", "2", "4", "5", "6", "7", "8"}) == list(digits.class_names)
-    halves = [client_label_names(digits, range(0, 700)), client_label_names(digits, range(700, 1437))]
+    halves = [client_label_names(digits, range(0, 700)), client_label_names(digits, range(700, len(digits.y_train)))]
     assert server_label_names(digits, union_label_names(halves)) == list(digits.class_names)
 
 
