@@ -18,20 +18,22 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs
 
 TRAIN_SPEAKERS = [f"{i:08x}" for i in range(0xA0, 0xA5)]
 TEST_SPEAKER = "ffff0000"
+VAL_SPEAKER = "eeee0000"
 
 
 def write_tree(root):
     base = root / "SpeechCommands" / "speech_commands_v0.02"
     rng = np.random.default_rng(0)
-    test = []
+    test, val = [], []
     for k, word in enumerate(KEYWORDS):
         (base / word).mkdir(parents=True)
-        for spk in TRAIN_SPEAKERS + [TEST_SPEAKER]:
+        for spk in TRAIN_SPEAKERS + [VAL_SPEAKER, TEST_SPEAKER]:
             t = np.arange(16_000) / 16_000
             wave = 0.2 * np.sin(2 * np.pi * (200 + 25 * k) * t) + 0.01 * rng.standard_normal(16_000)
             sf.write(base / word / f"{spk}_nohash_0.wav", wave.astype(np.float32), 16_000, subtype="PCM_16")
         test.append(f"{word}/{TEST_SPEAKER}_nohash_0.wav")
-    (base / "validation_list.txt").write_text("")
+        val.append(f"{word}/{VAL_SPEAKER}_nohash_0.wav")
+    (base / "validation_list.txt").write_text("\n".join(val) + "\n")
     (base / "testing_list.txt").write_text("\n".join(test) + "\n")
 
 
