@@ -51,13 +51,14 @@ def resolve_config(config: Optional[Path], output_dir: Path, resume: bool, overw
 
 def results_table(title: str, history: list[dict], last: int = 8) -> Table:
     table = Table(title=title)
-    for col in ("round", "accuracy", "macro-F1", "test loss", "grad. diversity", "MB sent"):
+    for col in ("round", "val acc.", "val loss", "test acc.", "test macro-F1", "test loss", "grad. diversity", "MB sent"):
         table.add_column(col, justify="right")
     rows = history if len(history) <= last else history[:1] + history[-(last - 1):]
     for h in rows:
         gd = h.get("gradient_diversity")
+        val = ("-", "-") if "val_accuracy" not in h else (f"{h['val_accuracy']:.4f}", f"{h['val_loss']:.4f}")
         table.add_row(
-            str(h["round"]), f"{h['accuracy']:.4f}", f"{h['macro_f1']:.4f}", f"{h['loss']:.4f}",
+            str(h["round"]), *val, f"{h['accuracy']:.4f}", f"{h['macro_f1']:.4f}", f"{h['loss']:.4f}",
             "-" if gd is None else f"{gd:.3f}", f"{h.get('cum_bytes', 0) / 1e6:.2f}",
         )
     return table
@@ -88,12 +89,14 @@ def federate(**kw):
         bar = progress.add_task(f"{cfg.fl.strategy} on {cfg.data.dataset}", total=cfg.fl.rounds, status="")
 
         def on_round(m: dict) -> None:
-            status = f"acc {m['accuracy']:.3f}" if "accuracy" in m else ""
+            status = f"val acc {m['val_accuracy']:.3f}" if "val_accuracy" in m else ""
             progress.update(bar, completed=m["round"], **({"status": status} if status else {}))
 
         res = run_federation(cfg, task.dataset, task.parts, output_dir, resume=kw["resume"], on_round=on_round)
     console.print(results_table(f"{cfg.fl.strategy}: {cfg.data.dataset}, {cfg.data.clients} clients, {res.num_params:,} parameters", res.history))
-    console.print(f"final accuracy {res.history[-1]['accuracy']:.4f} in {time.perf_counter() - t0:.1f}s; results in {output_dir}/")
+    last = res.history[-1]
+    val = f"validation {last['val_accuracy']:.4f}, " if "val_accuracy" in last else ""
+    console.print(f"final accuracy: {val}test {last['accuracy']:.4f} in {time.perf_counter() - t0:.1f}s; results in {output_dir}/")
 
 
 def register(app: typer.Typer) -> None:

@@ -59,13 +59,14 @@ def pretrain_cmd(**kw):
     write_config_section(run_dir, "pretrain", cfg)
     from rich.table import Table
 
-    table = Table(title=f"pre-training {kw['model']} on {len(y)} synthetic samples; real test set")
-    for c in ("epoch", "train loss", "accuracy", "macro-F1"):
+    table = Table(title=f"pre-training {kw['model']} on {len(y)} synthetic samples; real validation and test sets")
+    for c in ("epoch", "train loss", "val acc.", "val loss", "test acc.", "test macro-F1"):
         table.add_column(c, justify="right")
     for h in res.history:
-        table.add_row(str(h["epoch"]), f"{h['train_loss']:.4f}", f"{h['accuracy']:.4f}", f"{h['macro_f1']:.4f}")
+        val = ("-", "-") if "val_accuracy" not in h else (f"{h['val_accuracy']:.4f}", f"{h['val_loss']:.4f}")
+        table.add_row(str(h["epoch"]), f"{h['train_loss']:.4f}", *val, f"{h['accuracy']:.4f}", f"{h['macro_f1']:.4f}")
     console.print(table)
-    console.print(f"{res.model_path} (last epoch; best epoch kept in {res.best_path.name}) in {res.wall_s:.1f}s", highlight=False)
+    console.print(f"{res.model_path} (last epoch; best validation epoch kept in {res.best_path.name}) in {res.wall_s:.1f}s", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

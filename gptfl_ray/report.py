@@ -1,5 +1,9 @@
 """Results as the paper reports them: a table, `summary.json`, and PNG plots of accuracy
-against rounds and against bytes communicated (GPT-FL Figures 2-4, Tables 2-4)."""
+against rounds and against bytes communicated (GPT-FL Figures 2-4, Tables 2-4).
+
+Validation and test are both shown, always labelled: `final_val_accuracy` /
+`val_accuracy_per_round` beside the test keys (`final_accuracy`, `accuracy_per_round`).
+"""
 
 from __future__ import annotations
 
@@ -26,9 +30,16 @@ def variant_summary(history: list[dict], target: float | None, num_params: int, 
     supplies the per-round gradient diversity when given."""
     final = history[-1]
     hit = first_reaching(history, target)
+    val = {}
+    if "val_accuracy" in final:
+        val = {"final_val_accuracy": final["val_accuracy"], "final_val_macro_f1": final["val_macro_f1"],
+               "final_val_loss": final.get("val_loss"),
+               "val_accuracy_per_round": [[h["round"], h["val_accuracy"]] for h in history if "val_accuracy" in h]}
     return {
         "final_accuracy": final["accuracy"],
         "final_macro_f1": final["macro_f1"],
+        **({"final_loss": final["loss"]} if "loss" in final else {}),
+        **val,
         "final_round": final["round"],
         "num_params": num_params,
         "cum_bytes": final.get("cum_bytes", 0),
@@ -58,12 +69,14 @@ def write_summary(path: str | Path, summary: dict) -> None:
 def variants_table(summary: dict, title: str) -> Table:
     target = summary.get("target_accuracy")
     table = Table(title=title)
-    for col in ("variant", "final acc.", "macro-F1", "rounds", "MB sent", f"rounds to {target:.0%}" if target else "rounds to target", "MB to target"):
+    for col in ("variant", "val acc.", "test acc.", "test macro-F1", "rounds", "MB sent",
+                f"rounds to {target:.0%} (test)" if target else "rounds to target", "MB to target"):
         table.add_column(col, justify="right" if col != "variant" else "left")
     for name, v in summary["variants"].items():
         reached = v.get("rounds_to_target")
+        val = v.get("final_val_accuracy")
         table.add_row(
-            name, f"{v['final_accuracy']:.4f}", f"{v['final_macro_f1']:.4f}", str(v.get("final_round", 0)),
+            name, "-" if val is None else f"{val:.4f}", f"{v['final_accuracy']:.4f}", f"{v['final_macro_f1']:.4f}", str(v.get("final_round", 0)),
             f"{v.get('cum_bytes', 0) / 1e6:.2f}",
             "-" if target is None else ("not reached" if reached is None else str(reached)),
             "-" if reached is None else f"{v['bytes_to_target'] / 1e6:.2f}",
@@ -85,20 +98,29 @@ def plot_variants(summary: dict, out_dir: str | Path) -> list[Path]:
         ("bytes_per_round", "bytes communicated (MB)", "accuracy_vs_bytes.png", 1e-6),
     ):
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        for name, v in summary["variants"].items():
+        for i, (name, v) in enumerate(summary["variants"].items()):
+            color = f"C{i}"
             acc = [a for _, a in v["accuracy_per_round"]]
-            if len(acc) == 1:  # the synthetic-only model: a horizontal reference line
-                ax.axhline(acc[0], linestyle="--", color="gray", label=f"{name} (no FL)")
+            val = dict(map(tuple, v.get("val_accuracy_per_round") or []))
+            if len(acc) == 1:  # the synthetic-only model: horizontal reference lines
+                ax.axhline(acc[0], linestyle="--", color=color, label=f"{name} (no FL), test")
+                if val:
+                    ax.axhline(next(iter(val.values())), linestyle=":", color=color, label=f"{name} (no FL), validation")
                 continue
-            xs = [x * scale for _, x in v[xkey]] if xkey == "bytes_per_round" else [r for r, _ in v["accuracy_per_round"]]
-            ax.plot(xs, acc, marker=".", label=name)
+            rounds = [r for r, _ in v["accuracy_per_round"]]
+            xs = [x * scale for _, x in v[xkey]] if xkey == "bytes_per_round" else rounds
+            ax.plot(xs, acc, marker=".", color=color, label=f"{name}, test")
+            if val:  # validation dashed, on the same x as its round
+                at = {r: x for r, x in zip(rounds, xs)}
+                ax.plot([at[r] for r in rounds if r in val], [val[r] for r in rounds if r in val],
+                        linestyle="--", linewidth=0.9, color=color, label=f"{name}, validation")
         if summary.get("target_accuracy"):
-            ax.axhline(summary["target_accuracy"], color="red", linewidth=0.8, linestyle=":", label="target")
+            ax.axhline(summary["target_accuracy"], color="red", linewidth=0.8, linestyle=":", label="target (test)")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel("accuracy (solid: test, dashed: validation)")
         ax.set_title(summary.get("title", ""), fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=6)
         fig.tight_layout()
         p = out / fname
         fig.savefig(p)

@@ -1,7 +1,7 @@
 """The round loop (DESIGN rule 10): sample, run, aggregate, update, evaluate, checkpoint.
 
-Writes into `out_dir`: `metrics.jsonl` (one line per evaluated round, accuracy under
-`accuracy`), `rounds.jsonl` (one line per round: gradient diversity, bytes, dropped clients),
+Writes into `out_dir`: `metrics.jsonl` (one line per evaluated round: test accuracy under
+`accuracy`, validation accuracy under `val_accuracy`, see fl/metrics.HeldOut), `rounds.jsonl` (one line per round: gradient diversity, bytes, dropped clients),
 `checkpoints/` and `model.safetensors` (the final global model). With `resume=True` it continues
 from the newest checkpoint and, because every random choice derives from (seed, round, client),
 ends on exactly the weights an uninterrupted run reaches.
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from gptfl_ray.config import FederateConfig, config_dict
 from gptfl_ray.data.base import Dataset
@@ -26,7 +25,7 @@ from gptfl_ray.fl.algorithms import build_algorithm
 from gptfl_ray.fl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine
-from gptfl_ray.fl.metrics import evaluate, round_bytes
+from gptfl_ray.fl.metrics import HeldOut, round_bytes
 from gptfl_ray.fl.sampler import clients_per_round, sample_clients
 from gptfl_ray.fl.state_store import ClientStateStore
 from gptfl_ray.models.io import load_model_file, save_model_file
@@ -148,10 +147,9 @@ def run_federation(
     _write_jsonl(out / "metrics.jsonl", history)
     _write_jsonl(out / "rounds.jsonl", rounds)
 
-    x_test = torch.from_numpy(dataset.prepare(dataset.x_test))
-    y_test = torch.from_numpy(dataset.y_test.astype(np.int64))
+    held_out = HeldOut(dataset)
     if state.round == 0 and not history:
-        first = {"round": 0, **evaluate(eval_model, state.params, x_test, y_test), "cum_bytes": 0, "cum_bytes_down": 0, "cum_bytes_up": 0}
+        first = {"round": 0, **held_out(eval_model, state.params), "cum_bytes": 0, "cum_bytes_down": 0, "cum_bytes_up": 0}
         history.append(first)
         _append_jsonl(out / "metrics.jsonl", first)
         if on_round:
@@ -203,7 +201,7 @@ def run_federation(
             rounds.append(row)
             _append_jsonl(out / "rounds.jsonl", row)
             if r % fl.eval_every == 0 or r == fl.rounds:
-                ev = {"round": r, **evaluate(eval_model, state.params, x_test, y_test), **{k2: row[k2] for k2 in ("cum_bytes", "cum_bytes_down", "cum_bytes_up", "gradient_diversity", "dropped")}}
+                ev = {"round": r, **held_out(eval_model, state.params), **{k2: row[k2] for k2 in ("cum_bytes", "cum_bytes_down", "cum_bytes_up", "gradient_diversity", "dropped")}}
                 history.append(ev)
                 _append_jsonl(out / "metrics.jsonl", ev)
                 if on_round:

@@ -1,8 +1,12 @@
 """Evaluation and communication accounting.
 
-Accuracy and macro-F1 on the real test set (the paper reports both for audio), and the bytes
-a round moves: the global model down to each sampled client, one update up from each client
-that finished (plus SCAFFOLD's control variates both ways).
+Accuracy, macro-F1 and loss (the paper reports accuracy and F1 for audio) on the real held-out
+splits, and the bytes a round moves: the global model down to each sampled client, one update
+up from each client that finished (plus SCAFFOLD's control variates both ways).
+
+`HeldOut` is the one place the training stages read the test split: it reports test metrics
+under `accuracy` / `macro_f1` / `loss` and validation metrics under `val_*`. Every choice (a
+"best" epoch, a default, a sweep) reads the `val_*` keys; the test keys are only reported.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from gptfl_ray.models.params import set_flat
+
+VAL_PREFIX = "val_"
 
 
 @torch.no_grad()
@@ -39,3 +45,21 @@ def round_bytes(num_params: int, sampled: int, finished: int, uses_control: bool
     per_model = num_params * bytes_per_value
     copies = 2 if uses_control else 1
     return sampled * per_model * copies, finished * per_model * copies
+
+
+class HeldOut:
+    """A data set's validation and test splits as model input, prepared once per run."""
+
+    def __init__(self, dataset):
+        def tensors(x, y):
+            return torch.from_numpy(dataset.prepare(x)), torch.from_numpy(np.asarray(y, np.int64))
+
+        self.test = tensors(dataset.x_test, dataset.y_test)  # reported only, never read by a choice
+        self.val = tensors(dataset.x_val, dataset.y_val) if dataset.has_validation else None
+
+    def __call__(self, model: torch.nn.Module, params: np.ndarray | None) -> dict[str, float]:
+        """Test metrics unprefixed, validation metrics as `val_*` (absent without a validation split)."""
+        row = evaluate(model, params, *self.test)
+        if self.val is not None:
+            row.update({VAL_PREFIX + k: v for k, v in evaluate(model, None, *self.val).items()})
+        return row

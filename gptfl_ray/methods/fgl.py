@@ -194,15 +194,9 @@ class OneShot:
     synthetic_sha: str
 
 
-def _test_tensors(ds):
-    import torch
-
-    return torch.from_numpy(ds.prepare(ds.x_test)), torch.from_numpy(ds.y_test.astype(np.int64))
-
-
 def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> OneShot:
     """Client prompts -> server synthesis -> central training; every step reused when unchanged."""
-    from gptfl_ray.fl.metrics import evaluate
+    from gptfl_ray.fl.metrics import HeldOut
     from gptfl_ray.methods.gptfl import initial_params
     from gptfl_ray.models.io import load_model_file
     from gptfl_ray.models.params import get_flat
@@ -230,8 +224,8 @@ def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> On
         pretrain(cfg.pretrain, factory, ds, x_syn, y_syn, model_dir, on_epoch=stage("fgl train", cfg.pretrain.epochs), init_params=init)
         write_config_section(out, "train_key", key)
     params = get_flat(load_model_file(factory(), model_dir / "model.safetensors", option="--output-dir"))
-    x_test, y_test = _test_tensors(ds)
-    return OneShot(params=params, init_eval=evaluate(factory(), init, x_test, y_test), eval=evaluate(factory(), params, x_test, y_test),
+    held_out = HeldOut(ds)
+    return OneShot(params=params, init_eval=held_out(factory(), init), eval=held_out(factory(), params),
                    uploads=uploads, synthetic_rows=int(manifest.get("total_rows", len(rows))),
                    synthetic_sha=manifest.get("sha256", ""))
 

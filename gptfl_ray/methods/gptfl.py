@@ -24,7 +24,7 @@ import numpy as np
 from gptfl_ray.config import FederateConfig, config_dict
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.loop import FederationResult, ModelFactory, run_federation
-from gptfl_ray.fl.metrics import evaluate
+from gptfl_ray.fl.metrics import HeldOut
 from gptfl_ray.methods.fgl_config import FGLConfig
 from gptfl_ray.methods.task import Task, load_task
 from gptfl_ray.models.io import load_model_file, save_model_file
@@ -160,8 +160,7 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
     for name in cfg.variants:
         t0 = time.perf_counter()
         if name == "synthetic":
-            x_test, y_test = _test_tensors(ds)
-            ev = evaluate(factory(), pretrained, x_test, y_test)
+            ev = HeldOut(ds)(factory(), pretrained)
             hist = [{"round": 0, **ev, "cum_bytes": 0}]
             variants[name] = variant_summary(hist, None, len(pretrained))
         elif name in ("fedavg", "gptfl"):
@@ -210,12 +209,6 @@ def _target_fields(hist: list[dict], target: float | None) -> dict:
         "rounds_to_target": None if hit is None else hit["round"],
         "bytes_to_target": None if hit is None else hit["cum_bytes"],
     }
-
-
-def _test_tensors(ds):
-    import torch
-
-    return torch.from_numpy(ds.prepare(ds.x_test)), torch.from_numpy(ds.y_test.astype(np.int64))
 
 
 def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.ndarray | None, on_round) -> FederationResult:

@@ -1,7 +1,8 @@
 """`train_loop_per_worker`: the per-worker body of server pre-training (DESIGN rule 8).
 
 Trains the downstream model on synthetic samples (GPT-FL section 3.3) and evaluates it on the
-real test set every epoch. Under Ray Train it uses `prepare_model`/`prepare_data_loader`
+real validation and test sets every epoch; the "best" epoch is the best on validation (the
+test columns are only reported; without a validation split the last epoch is the best). Under Ray Train it uses `prepare_model`/`prepare_data_loader`
 (DDP and a distributed sampler when there are several workers, device placement on GPUs) and
 reports each epoch with a checkpoint; with `in_ray=False` the same body runs in-process.
 Each checkpoint carries `last.safetensors`, `best.safetensors` and `history.json`, so the final
@@ -53,6 +54,8 @@ def train_loop_per_worker(config: dict) -> None:
     x, y = torch.tensor(data["x"]), torch.tensor(data["y"])
     x_test = torch.tensor(data["x_test"]).to(device)
     y_test = torch.tensor(data["y_test"]).to(device)
+    x_val = torch.tensor(data["x_val"]).to(device) if len(data.get("y_val", ())) else None
+    y_val = torch.tensor(data["y_val"]).to(device) if x_val is not None else None
     gen = torch.Generator().manual_seed(config["seed"])
     loader = DataLoader(TensorDataset(x, y), batch_size=config["batch_size"], shuffle=True, generator=gen, drop_last=len(y) > config["batch_size"])
     if in_ray:
@@ -61,7 +64,7 @@ def train_loop_per_worker(config: dict) -> None:
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config["epochs"])
     aug_gen = torch.Generator().manual_seed(config["seed"] + 1)
 
-    history, best_acc = [], -1.0
+    history, best_val = [], -1.0
     with tempfile.TemporaryDirectory() as keep:
         best_path = os.path.join(keep, "best.safetensors")
         for epoch in range(1, config["epochs"] + 1):
@@ -81,14 +84,17 @@ def train_loop_per_worker(config: dict) -> None:
                 seen += len(yb)
             sched.step()
             ev = evaluate(_unwrap(model), None, x_test, y_test)
+            if x_val is not None:
+                ev.update({f"val_{k}": v for k, v in evaluate(_unwrap(model), None, x_val, y_val).items()})
             row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), **ev}
             history.append(row)
             if rank != 0:
                 if in_ray:
                     ray.train.report(row)
                 continue
-            if ev["accuracy"] > best_acc:
-                best_acc = ev["accuracy"]
+            score = ev.get("val_accuracy", float(epoch))  # selection reads validation only
+            if score > best_val:
+                best_val = score
                 save_model_file(_unwrap(model), None, best_path)
             ckpt_dir = tempfile.mkdtemp(dir=keep)
             save_model_file(_unwrap(model), None, os.path.join(ckpt_dir, "last.safetensors"))
@@ -102,10 +108,15 @@ def train_loop_per_worker(config: dict) -> None:
                 config["report"](row, ckpt_dir)
 
 
-def numpy_payload(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> dict:
-    return {
+def numpy_payload(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                  x_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> dict:
+    out = {
         "x": np.ascontiguousarray(x, dtype=np.float32),
         "y": np.ascontiguousarray(y, dtype=np.int64),
         "x_test": np.ascontiguousarray(x_test, dtype=np.float32),
         "y_test": np.ascontiguousarray(y_test, dtype=np.int64),
     }
+    if y_val is not None and len(y_val):
+        out["x_val"] = np.ascontiguousarray(x_val, dtype=np.float32)
+        out["y_val"] = np.ascontiguousarray(y_val, dtype=np.int64)
+    return out

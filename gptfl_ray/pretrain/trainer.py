@@ -1,8 +1,9 @@
 """Wiring: Ray Train's `TorchTrainer` around `train_loop_per_worker` (DESIGN rule 8).
 
 Writes `pretrain/model.safetensors` (the last epoch, what GPT-FL hands to the clients),
-`pretrain/best.safetensors` (the epoch with the best real-test accuracy, kept for reference
-only: choosing it would select on the test set) and `pretrain/metrics.json`.
+`pretrain/best.safetensors` (the epoch with the best real-validation accuracy, kept for
+reference) and `pretrain/metrics.json` (validation and test per epoch; "best" is chosen on
+validation, the test columns are only reported).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def pretrain(
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    payload = numpy_payload(dataset.prepare(x_syn_raw), y_syn, dataset.prepare(dataset.x_test), dataset.y_test)
+    payload = numpy_payload(dataset.prepare(x_syn_raw), y_syn, dataset.prepare(dataset.x_test), dataset.y_test,
+                            dataset.prepare(dataset.x_val) if dataset.has_validation else None, dataset.y_val)
     loop_cfg = {**_loop_config(cfg, factory, dataset), "init_params": init_params}
 
     if cfg.train_workers == 0:
@@ -75,8 +77,15 @@ def pretrain(
         _fit_with_ray_train(cfg, loop_cfg, payload, out, on_epoch)
     history = json.loads((out / "history.json").read_text())
     atomic_write_json(out / "metrics.json", {"history": history, "final": history[-1],
-                                             "best": max(history, key=lambda r: r["accuracy"])})
+                                             "best": best_epoch(history)})
     return PretrainResult(out / "model.safetensors", out / "best.safetensors", history, time.perf_counter() - t0)
+
+
+def best_epoch(history: list[dict]) -> dict:
+    """The epoch with the best validation accuracy (the first on ties); the last without validation."""
+    if not all("val_accuracy" in r for r in history):
+        return history[-1]
+    return max(history, key=lambda r: (r["val_accuracy"], -r["epoch"]))
 
 
 def _copy_checkpoint(src: Path, out: Path) -> None:

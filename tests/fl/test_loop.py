@@ -97,3 +97,21 @@ def test_scaffold_control_update_option_two_by_hand():
     # The correction changes the trajectory relative to no control variates.
     plain = client_update(m, g, x, y, cfg, seed=2)
     assert not np.allclose(plain.delta, r.delta)
+
+
+def test_validation_is_logged_beside_test_every_evaluated_round(digits, tmp_path):
+    from gptfl_ray.fl.metrics import evaluate
+    from gptfl_ray.models.factory import ModelFactory
+
+    res = run(digits, tmp_path, rounds=4, eval_every=2)
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == [0, 2, 4]
+    for r in rows:
+        assert {"val_accuracy", "val_macro_f1", "val_loss", "accuracy", "macro_f1", "loss"} <= set(r)
+    # each key is the model scored on its own split: validation on x_val, test on x_test
+    model = ModelFactory("mlp", digits.input_shape, digits.num_classes, "default", seed=0)()
+    on = lambda x, y: evaluate(model, res.params, torch.from_numpy(digits.prepare(x)), torch.from_numpy(y))  # noqa: E731
+    val, test = on(digits.x_val, digits.y_val), on(digits.x_test, digits.y_test)
+    assert rows[-1]["val_accuracy"] == val["accuracy"] and rows[-1]["val_loss"] == val["loss"]
+    assert rows[-1]["accuracy"] == test["accuracy"] and rows[-1]["loss"] == test["loss"]
+    assert rows[-1]["val_loss"] != rows[-1]["loss"]

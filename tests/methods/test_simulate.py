@@ -51,6 +51,12 @@ def test_rerun_reuses_stages_and_extends_rounds(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (run / "synthetic").glob("*.parquet")} == shards
     summary = json.loads((run / "summary.json").read_text())
     assert summary["variants"]["gptfl"]["final_round"] == 4
+    # validation beside test for every variant, and per pre-training epoch
+    for name in ("fedavg", "synthetic", "gptfl"):
+        assert 0 <= summary["variants"][name]["final_val_accuracy"] <= 1
+    assert len(summary["variants"]["gptfl"]["val_accuracy_per_round"]) == 5
+    pre = json.loads((run / "pretrain" / "metrics.json").read_text())
+    assert all("val_accuracy" in h for h in pre["history"]) and "val_accuracy" in pre["best"]
 
 
 @pytest.mark.parametrize(
