@@ -54,6 +54,8 @@ def prompts_cmd(
     llm_max_tries: int = typer.Option(8, "--llm-max-tries", help="LLM rounds per class before template fallback"),
     guidance_min: float = typer.Option(1.0, "--guidance-min"),
     guidance_max: float = typer.Option(5.0, "--guidance-max"),
+    guidance_draw: str = typer.Option("integer", "--guidance-draw", help="integer (1..5, the original code) | uniform (bucketed)"),
+    guidance_grid: float = typer.Option(0.5, "--guidance-grid", help="grid step for --guidance-draw uniform"),
     style_words: bool = typer.Option(True, "--style-words/--no-style-words", help="mix glyph style words into image prompts"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     download: bool = typer.Option(False, "--download/--no-download"),
@@ -63,7 +65,8 @@ def prompts_cmd(
     from gptfl_ray.synth.labels import parse_label_option
 
     cfg = PromptsConfig(dataset=dataset, style=style, per_class=per_class, scale=scale, seed=seed,
-                        guidance_min=guidance_min, guidance_max=guidance_max, style_words=style_words,
+                        guidance_min=guidance_min, guidance_max=guidance_max, guidance_draw=guidance_draw,
+                        guidance_grid=guidance_grid, style_words=style_words,
                         llm_model=llm_model, llm_max_tries=llm_max_tries, labels=parse_label_option(labels))
     _make_prompts(_dataset(dataset, data_dir, download), cfg, output_dir)
 
@@ -82,12 +85,18 @@ def generate_cmd(
     shard_size: int = typer.Option(256, "--shard-size", help="rows per Parquet shard"),
     engine: str = typer.Option("ray", "--engine", help="ray | local (plain loop, same bytes)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="discard synthetic data from another config"),
+    model_revision: Optional[str] = typer.Option(None, "--model-revision", help="hub branch, tag or commit of --model"),
     steps: int = typer.Option(30, "--steps", help="diffusion steps"),
+    scheduler: str = typer.Option("dpm", "--scheduler", help="dpm (DPM-Solver multistep) | default (the model's own)"),
+    compile_unet: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the UNet (GPU)"),
     height: Optional[int] = typer.Option(None, "--height"),
     width: Optional[int] = typer.Option(None, "--width"),
     negative_prompt: str = typer.Option("", "--negative-prompt"),
     clip_seconds: float = typer.Option(1.0, "--clip-seconds", help="audio length when the data set has none"),
-    speaker_embeddings: Optional[str] = typer.Option(None, "--speaker-embeddings", help=".npy of 512-d x-vectors"),
+    speaker_embeddings: Optional[str] = typer.Option(
+        None, "--speaker-embeddings",
+        help="SpeechT5 x-vectors: .npy/.pt (K, 512), hf:<data set id>, or random (offline fallback); "
+             "default hf:regisss/cmu-arctic-xvectors"),
     vocoder: Optional[str] = typer.Option(None, "--vocoder", help="SpeechT5 HiFi-GAN hub id or path"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
@@ -103,7 +112,8 @@ def generate_cmd(
 
     cfg = GenerateConfig(dataset=dataset, generator=generator, model=model, seed=seed, per_class=per_class,
                          scale=scale, gen_actors=gen_actors, gen_gpus=gen_gpus, batch_size=batch_size,
-                         shard_size=shard_size, engine=engine, overwrite=overwrite, steps=steps, height=height,
+                         shard_size=shard_size, engine=engine, overwrite=overwrite, revision=model_revision,
+                         steps=steps, scheduler=scheduler, compile=compile_unet, height=height,
                          width=width, negative_prompt=negative_prompt, clip_seconds=clip_seconds,
                          speaker_embeddings=speaker_embeddings, vocoder=vocoder, device=device)
     ds = _dataset(dataset, data_dir, download)
@@ -133,7 +143,8 @@ def generate_cmd(
     console.print(
         f"{manifest['total_rows']} samples in {manifest['num_shards']} shards "
         f"({len(manifest['written_shards'])} written, {manifest['num_shards'] - len(manifest['written_shards'])} kept) "
-        f"by {cfg.generator} in {manifest['seconds']:.1f}s -> {output_dir / 'synthetic'}", highlight=False)
+        f"by {cfg.generator} (model revision {manifest.get('model_revision')}) in {manifest['seconds']:.1f}s "
+        f"-> {output_dir / 'synthetic'}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

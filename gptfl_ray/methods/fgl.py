@@ -75,15 +75,15 @@ def apportion(weights: list[int] | np.ndarray, total: int, seed: int = 0) -> np.
 
 
 def server_prompt_rows(uploads: list[ClientUpload], dataset: Any, per_class: int, seed: int,
-                       guidance: tuple[float, float] = (1.0, 5.0), style_words: bool = True) -> list[dict]:
+                       guidance: tuple = (1.0, 5.0, "integer", 0.5), style_words: bool = True) -> list[dict]:
     """The server's generation rows from every client's prompts.
 
     The budget is `per_class` samples for each class some client holds (GPT-FL's budget). Each
     uploaded prompt gets a share in proportion to its count (class prompts) or one share each
     (instance prompts). Rows carry the synth pipeline's columns: label, label_name, prompt,
-    guidance (uniform in [1, 5] as GPT-FL section 3.1), seed, style.
+    guidance (drawn as the prompts stage draws it: `synth.prompts.draw_guidance`), seed, style.
     """
-    from gptfl_ray.synth.prompts import prompt_kind, style_suffix
+    from gptfl_ray.synth.prompts import draw_guidance, prompt_kind, style_suffix
 
     index = {name: i for i, name in enumerate(dataset.class_names)}
     entries: list[tuple[int, dict]] = []
@@ -103,7 +103,7 @@ def server_prompt_rows(uploads: list[ClientUpload], dataset: Any, per_class: int
             s = derive_seed(seed, len(rows), _SALT_ROWS)
             rng = row_rng(s)
             rows.append({"label": index[p["label"]], "label_name": p["label"], "prompt": p["prompt"] + style_suffix(rng, words),
-                         "guidance": round(float(rng.uniform(*guidance)), 3), "seed": s,
+                         "guidance": draw_guidance(rng, *guidance), "seed": s,
                          "style": f"fgl-{uploads[0].style}" if uploads else "fgl"})
     return rows
 
@@ -210,7 +210,8 @@ def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> On
     gen, pr = cfg.generate, cfg.prompts
     per_class = per_class_count(gen.per_class if gen.per_class is not None else pr.per_class,
                                 gen.scale if gen.scale is not None else pr.scale, len(ds.x_train), ds.num_classes)
-    rows = server_prompt_rows(uploads, ds, per_class, pr.seed, (pr.guidance_min, pr.guidance_max), pr.style_words)
+    rows = server_prompt_rows(uploads, ds, per_class, pr.seed, (pr.guidance_min, pr.guidance_max, pr.guidance_draw, pr.guidance_grid),
+                              pr.style_words)
     manifest = synthesize(cfg, ds, rows, run_dir, stage("fgl synth"))
 
     init = initial_params(cfg, factory)

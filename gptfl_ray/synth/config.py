@@ -13,7 +13,11 @@ from gptfl_ray.errors import ConfigError
 
 PROMPT_STYLES = ("class", "multi-domain", "llm")
 ENGINES = ("ray", "local")
-DEFAULT_LLM = "gpt2"  # the paper used GPT-3; any causal LM by hub id or local path works
+# The paper used GPT-3; any causal LM by hub id or local path works. `openai-community/gpt2` is
+# GPT-2's canonical hub id (the bare `gpt2` is a redirect to it).
+DEFAULT_LLM = "openai-community/gpt2"
+GUIDANCE_DRAWS = ("integer", "uniform")
+SCHEDULERS = ("dpm", "default")
 
 
 def _positive_int(option: str, value: int | None) -> None:
@@ -47,8 +51,12 @@ class PromptsConfig:
     per_class: int | None = None
     scale: float | None = None
     seed: int = 0
-    guidance_min: float = 1.0  # the paper draws the guidance scale uniformly in [1, 5]
+    guidance_min: float = 1.0  # the paper draws the guidance scale in [1, 5]
     guidance_max: float = 5.0
+    # "integer": 1, 2, ..., 5 as the original GPT-FL code draws it; "uniform": continuous, rounded
+    # to `guidance_grid` so rows share scales and a generator batches them into one call.
+    guidance_draw: str = "integer"
+    guidance_grid: float = 0.5
     style_words: bool = True  # mix glyph style words (bold, slanted, ...) into image prompts
     llm_model: str | None = None
     llm_max_tries: int = 8  # LLM rounds per class before falling back to class templates
@@ -63,6 +71,12 @@ class PromptsConfig:
         _positive("--guidance-max", self.guidance_max)
         if self.guidance_min > self.guidance_max:
             raise ConfigError("--guidance-min", f"{self.guidance_min} exceeds --guidance-max {self.guidance_max}")
+        if self.guidance_draw not in GUIDANCE_DRAWS:
+            raise ConfigError("--guidance-draw", f"unknown draw {self.guidance_draw!r}; choose from {', '.join(GUIDANCE_DRAWS)}")
+        if self.guidance_draw == "integer" and math.floor(self.guidance_max) < math.ceil(self.guidance_min):
+            raise ConfigError("--guidance-min", f"no integer guidance in [{self.guidance_min}, {self.guidance_max}]; "
+                                                "widen the range or use --guidance-draw uniform")
+        _positive("--guidance-grid", self.guidance_grid)
         _positive_int("--llm-max-tries", self.llm_max_tries)
         _positive_int("--llm-max-new-tokens", self.llm_max_new_tokens)
         if self.style == "llm" and self.llm_model is None:
@@ -85,12 +99,15 @@ class GenerateConfig:
     shard_size: int = 256
     engine: str = "ray"  # "local" runs the same generator in a plain loop (tests, benchmark)
     overwrite: bool = False
+    revision: str | None = None  # hub branch/tag/commit of --model; None = main (resolved commit in the manifest)
     steps: int = 30  # diffusion steps (diffusers, audioldm)
+    scheduler: str = "dpm"  # DPM-Solver multistep (the original code's) | default = the model's own
+    compile: bool = False  # torch.compile the UNet (GPU only; pays off on long runs)
     height: int | None = None  # generation size before resizing to the data set's size
     width: int | None = None
     negative_prompt: str = ""
     clip_seconds: float = 1.0  # audio clip length (data set's length wins when it has one)
-    speaker_embeddings: str | None = None  # .npy of 512-d x-vectors for SpeechT5
+    speaker_embeddings: str | None = None  # SpeechT5 x-vectors: .npy/.pt file, hf:<data set>, random (None = CMU ARCTIC)
     vocoder: str | None = None  # SpeechT5 HiFi-GAN by hub id or path (default microsoft/speecht5_hifigan)
     device: str = "auto"  # auto = cuda with fp16 when a GPU is visible, else cpu
     extra: dict = field(default_factory=dict)
@@ -106,6 +123,8 @@ class GenerateConfig:
         _positive_int("--height", self.height)
         _positive_int("--width", self.width)
         _positive("--clip-seconds", self.clip_seconds)
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError("--scheduler", f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
         if self.engine not in ENGINES:
             raise ConfigError("--engine", f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -114,7 +133,10 @@ class GenerateConfig:
     def generator_options(self) -> dict:
         """What the generator actors see (no counts or paths of the run itself)."""
         opts = {
+            "revision": self.revision,
             "steps": self.steps,
+            "scheduler": self.scheduler,
+            "compile": self.compile or None,
             "height": self.height,
             "width": self.width,
             "negative_prompt": self.negative_prompt,

@@ -1,14 +1,19 @@
 """Synthetic data generation as a Ray Data pipeline (GPT-FL section 3.2).
 
-`ray.data.from_items(rows).map_batches(Gen, compute=ActorPoolStrategy(size=n), num_gpus=g)`
-(DESIGN rule 7, Ray's own stable-diffusion batch-inference recipe) runs one generator over the
-prompt rows; the driver groups the results into fixed shards and writes them as Parquet.
+`ray.data.from_items(shard tasks).map_batches(ShardMaker, compute=ActorPoolStrategy(size=n),
+num_gpus=g)` (DESIGN rule 7, Ray's own stable-diffusion batch-inference recipe): one input row
+is one shard's prompt rows; the actor generates them in `batch_size` chunks (the GPU batch),
+encodes, writes the shard's Parquet file itself and returns only its manifest entry (file,
+rows, sha256, model revision). No generated sample passes through the driver; the output
+directory must therefore be storage every node sees (one machine, or a shared file system).
 
 Determinism and resume: row i's seed is derived from (seed, i, prompt seed) and row i always
 lands in shard i // shard_size, so the bytes do not depend on the number of actors or on batch
-boundaries. Shards are written to a temporary name and renamed, and each one's sha256 goes into
-`manifest.json` after the rename: a rerun keeps shards whose hash matches, deletes leftovers and
-writes only the missing ones.
+boundaries (batching is per guidance scale inside a chunk and each row keeps its own
+generator; see the generators). Shards are written to a temporary name and renamed, and each
+one's sha256 goes into `manifest.json` after the rename: a rerun keeps shards whose hash
+matches, deletes leftovers and writes only the missing ones. Every shard records the model
+revision its actor loaded, and a run refuses to add shards made by another revision.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from gptfl_ray.synth.generators import generator_class
 from gptfl_ray.synth.generators.base import INPUT_COLUMNS, OUTPUT_COLUMNS, TargetFormat, derive_seed
 from gptfl_ray.synth.store import MANIFEST, file_sha256, synth_dir
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: shards written by actors, model revision per shard
 
 
 def shard_name(k: int) -> str:
@@ -118,53 +123,75 @@ def prepare_output(run_dir: str | Path, plan: dict, overwrite: bool = False) -> 
             p.unlink()
     manifest = {**plan, "shards": [keep[k] for k in sorted(keep)], "total_rows": 0, "complete": False}
     manifest["total_rows"] = sum(e["rows"] for e in manifest["shards"])
+    revisions = {e.get("model_revision") for e in manifest["shards"]}
+    manifest["model_revision"] = revisions.pop() if len(revisions) == 1 else None
     atomic_write_json(path, manifest)
     todo = [k for k in range(plan["num_shards"]) if k not in keep]
     return ShardPlan(manifest, todo, len(keep))
 
 
+def shard_tasks(rows: list[dict], shards: list[int], size: int) -> list[dict]:
+    """One Ray Data row per shard still to write: its id and its prompt rows as JSON text."""
+    return [{"shard": k, "rows": json.dumps(rows[k * size:(k + 1) * size], ensure_ascii=False)} for k in shards]
+
+
+class ShardMaker:
+    """The actor body: a generator loaded once, turning shard tasks into written shard files.
+
+    Returns one JSON manifest entry per shard; the driver never sees the samples.
+    """
+
+    def __init__(self, generator: str, target: dict, model: str | None, options: dict, out_dir: str,
+                 batch_size: int):
+        self.gen = generator_class(generator)(target, model, options)
+        self.revision = self.gen.resolved_revision()
+        self.model = self.gen.model
+        self.out = Path(out_dir)
+        self.batch_size = int(batch_size)
+
+    def make(self, k: int, rows: list[dict]) -> dict:
+        cols: dict[str, list] = {c: [] for c in OUTPUT_COLUMNS}
+        for start in range(0, len(rows), self.batch_size):
+            out = self.gen(to_batch(rows[start:start + self.batch_size]))
+            for c in OUTPUT_COLUMNS:
+                cols[c].extend(_plain(v) for v in out[c])
+        data = shard_bytes(cols)
+        name = shard_name(k)
+        atomic_write_bytes(self.out / name, data)  # tmp + fsync + rename, before the entry exists
+        return {"shard": int(k), "file": name, "rows": len(rows), "sha256": hashlib.sha256(data).hexdigest(),
+                "model": self.model, "model_revision": self.revision}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        entries = [self.make(int(k), json.loads(str(r))) for k, r in zip(batch["shard"], batch["rows"])]
+        return {"entry": np.array([json.dumps(e) for e in entries], dtype=object)}
+
+
 class ShardWriter:
-    """Collects generated rows by shard and writes each shard the moment it is whole."""
+    """The driver's side: records each finished shard's entry in the manifest (nothing else)."""
 
     def __init__(self, run_dir: str | Path, manifest: dict, on_shard: Callable[[int, int], None] | None = None):
         self.out = synth_dir(run_dir)
         self.manifest = manifest
-        self.size = manifest["shard_size"]
-        self.n = manifest["num_rows"]
-        self.pending: dict[int, dict[int, dict]] = {}
         self.on_shard = on_shard
         self.written: list[int] = []
 
-    def expected(self, k: int) -> int:
-        return min(self.size, self.n - k * self.size)
-
-    def add_batch(self, batch: dict[str, np.ndarray]) -> None:
-        for i in range(len(batch["row"])):
-            row = int(batch["row"][i])
-            k = row // self.size
-            self.pending.setdefault(k, {})[row] = {c: batch[c][i] for c in OUTPUT_COLUMNS}
-            if len(self.pending[k]) == self.expected(k):
-                self._write(k, self.pending.pop(k))
-
-    def _write(self, k: int, rows: dict[int, dict]) -> None:
-        ordered = [rows[r] for r in sorted(rows)]
-        cols = {c: [_plain(r[c]) for r in ordered] for c in OUTPUT_COLUMNS}
-        data = shard_bytes(cols)
-        name = shard_name(k)
-        atomic_write_bytes(self.out / name, data)  # tmp + fsync + rename
-        entry = {"shard": k, "file": name, "rows": len(ordered), "sha256": hashlib.sha256(data).hexdigest()}
+    def add_entry(self, entry: dict) -> None:
+        have = self.manifest.get("model_revision")
+        if have is not None and entry["model_revision"] != have:
+            raise ConfigError("--model", f"{self.out} holds shards made by {entry['model']} at revision {have}, "
+                                         f"but this run loaded revision {entry['model_revision']}; a data set mixing "
+                                         "two model versions is refused: pass --overwrite or pin --model-revision")
+        self.manifest["model_revision"] = entry["model_revision"]
+        k = entry["shard"]
         shards = [e for e in self.manifest["shards"] if e["shard"] != k] + [entry]
         self.manifest["shards"] = sorted(shards, key=lambda e: e["shard"])
         self.manifest["total_rows"] = sum(e["rows"] for e in self.manifest["shards"])
         atomic_write_json(self.out / MANIFEST, self.manifest)  # only now does the shard count as done
         self.written.append(k)
         if self.on_shard:
-            self.on_shard(k, len(ordered))
+            self.on_shard(k, entry["rows"])
 
     def finish(self) -> dict:
-        if self.pending:
-            missing = sorted(self.pending)
-            raise RuntimeError(f"generation ended with incomplete shards {missing[:5]}")
         done = {e["shard"] for e in self.manifest["shards"]}
         self.manifest["complete"] = done == set(range(self.manifest["num_shards"]))
         # One digest for the whole synthetic set: later stages key their caches on it.
@@ -179,16 +206,16 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def rows_of_shards(rows: list[dict], shards: list[int], size: int) -> list[dict]:
-    return [r for k in shards for r in rows[k * size:(k + 1) * size]]
+def _maker_kwargs(target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter) -> dict:
+    return {"generator": cfg.generator, "target": target.to_dict(), "model": cfg.model,
+            "options": cfg.generator_options(), "out_dir": str(writer.out.resolve()), "batch_size": cfg.batch_size}
 
 
-def run_local(rows: list[dict], target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter) -> None:
-    """The same generator in a plain loop: no Ray (tests, benchmark baseline, debugging)."""
-    gen = generator_class(cfg.generator)(target.to_dict(), cfg.model, cfg.generator_options())
-    for start in range(0, len(rows), cfg.batch_size):
-        chunk = rows[start:start + cfg.batch_size]
-        writer.add_batch(gen(to_batch(chunk)))
+def run_local(tasks: list[dict], target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter) -> None:
+    """The same shard maker in a plain loop: no Ray (tests, benchmark baseline, debugging)."""
+    maker = ShardMaker(**_maker_kwargs(target, cfg, writer))
+    for t in tasks:
+        writer.add_entry(maker.make(t["shard"], json.loads(t["rows"])))
 
 
 def to_batch(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -198,33 +225,32 @@ def to_batch(rows: list[dict]) -> dict[str, np.ndarray]:
     return batch
 
 
-def generator_dataset(rows: list[dict], target: TargetFormat, cfg: GenerateConfig):
-    """The lazy Ray Dataset: prompt rows -> actor pool of generators -> encoded samples."""
+def generator_dataset(tasks: list[dict], target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter):
+    """The lazy Ray Dataset: shard tasks -> actor pool of shard makers -> manifest entries."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the CLI shows one rich bar over shards instead
     ctx.execution_options.verbose_progress = False
-    blocks = max(1, min(len(rows), math.ceil(len(rows) / cfg.batch_size)))
-    ds = ray.data.from_items(rows, override_num_blocks=blocks)
+    ds = ray.data.from_items(tasks, override_num_blocks=max(1, len(tasks)))
     return ds.map_batches(
-        generator_class(cfg.generator),
-        fn_constructor_kwargs={"target": target.to_dict(), "model": cfg.model, "options": cfg.generator_options()},
-        compute=ray.data.ActorPoolStrategy(size=cfg.gen_actors),
+        ShardMaker,
+        fn_constructor_kwargs=_maker_kwargs(target, cfg, writer),
+        # no more actors than shards: each one loads the model
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(cfg.gen_actors, len(tasks)))),
         num_gpus=cfg.gen_gpus or None,
-        batch_size=cfg.batch_size,
+        batch_size=1,
         batch_format="numpy",
     )
 
 
-def run_ray(rows: list[dict], target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter) -> None:
-    import ray
-
+def run_ray(tasks: list[dict], target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter) -> None:
     ensure_ray()  # our own loopback Ray unless RAY_ADDRESS names a cluster; reused when running
-    ds = generator_dataset(rows, target, cfg)
+    ds = generator_dataset(tasks, target, cfg, writer)
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            writer.add_batch(batch)
+            for entry in batch["entry"]:
+                writer.add_entry(json.loads(str(entry)))
     except Exception as exc:  # noqa: BLE001 - re-raised unless it hides a ConfigError
         found = find_config_error(exc)
         if found is not None:
@@ -248,10 +274,10 @@ def generate(prompt_rows: list[dict], target: TargetFormat, class_names: Iterabl
     if on_start:
         on_start(plan["num_shards"], state.kept)
     writer = ShardWriter(run_dir, state.manifest, on_shard)
-    todo = rows_of_shards(rows, state.todo, cfg.shard_size)
+    tasks = shard_tasks(rows, state.todo, cfg.shard_size)
     started = time.perf_counter()
-    if todo:
-        (run_local if cfg.engine == "local" else run_ray)(todo, target, cfg, writer)
+    if tasks:
+        (run_local if cfg.engine == "local" else run_ray)(tasks, target, cfg, writer)
     result = dict(writer.finish())
     result["written_shards"] = list(writer.written)  # for the caller; not stored in the manifest
     result["seconds"] = time.perf_counter() - started

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -95,6 +96,16 @@ def style_suffix(rng, enabled: bool) -> str:
     return "".join(f", {GLYPH_STYLE_WORDS[int(i)]}" for i in words)
 
 
+def draw_guidance(rng, lo: float, hi: float, draw: str = "integer", grid: float = 0.5) -> float:
+    """One row's guidance scale: an integer in [lo, hi] (the original GPT-FL code's 1..5), or a
+    uniform draw rounded to `grid` and kept in range, so rows fall into a few shared scales
+    that a generator runs as one batch each."""
+    if draw == "integer":
+        return float(rng.integers(math.ceil(lo), math.floor(hi) + 1))
+    g = round(float(rng.uniform(lo, hi)) / grid) * grid
+    return round(float(min(max(g, lo), hi)), 6)
+
+
 def template_prompt(kind: str, style: str, label: str, rng) -> str:
     text = label_text(label)
     if style == "multi-domain":
@@ -124,7 +135,7 @@ def build_prompts(dataset: Any, cfg: PromptsConfig,
             row = len(rows)
             seed = derive_seed(cfg.seed, row)
             rng = row_rng(seed)
-            guidance = round(float(rng.uniform(cfg.guidance_min, cfg.guidance_max)), 3)
+            guidance = draw_guidance(rng, cfg.guidance_min, cfg.guidance_max, cfg.guidance_draw, cfg.guidance_grid)
             if j < len(filled):
                 prompt, style = filled[j], "llm"
             else:  # class/multi-domain, or an LLM that ran out of tries for this label

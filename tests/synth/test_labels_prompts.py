@@ -134,3 +134,21 @@ def test_prompts_file_round_trip_reuse_and_checks(digits, pets, tmp_path):
     write_prompts(tmp_path, [{**rows[0], "label_name": "7"}])
     with pytest.raises(ConfigError):
         read_prompts(tmp_path, digits)
+
+
+def test_guidance_draw_is_integer_1_to_5_by_default_and_bucketed_when_uniform(digits):
+    from collections import Counter
+
+    rows = build_prompts(digits, PromptsConfig(per_class=40, seed=3))
+    counts = Counter(r["guidance"] for r in rows)
+    assert set(counts) == {1.0, 2.0, 3.0, 4.0, 5.0}  # the original GPT-FL code's integer draw
+    assert min(counts.values()) > 40  # roughly even over the five values
+    uni = build_prompts(digits, PromptsConfig(per_class=40, seed=3, guidance_draw="uniform", guidance_grid=0.5))
+    values = {r["guidance"] for r in uni}
+    assert values <= {1.0 + 0.5 * k for k in range(9)} and len(values) >= 7  # a grid, so rows share scales
+    with pytest.raises(ConfigError) as err:
+        PromptsConfig(guidance_min=1.2, guidance_max=1.8)  # no integer in range
+    assert err.value.subject == "--guidance-min"
+    with pytest.raises(ConfigError) as err:
+        PromptsConfig(guidance_draw="normal")
+    assert err.value.subject == "--guidance-draw"

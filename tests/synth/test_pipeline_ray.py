@@ -110,6 +110,42 @@ def test_tiny_stable_diffusion_through_the_actor_pool(ray_local, digits, tiny_sd
     assert ray_run["sha256"] == local_run["sha256"] and ray_run["total_rows"] == 4
     x, _ = load_synthetic(tmp_path / "ray", digits)
     assert x.shape == (4, 1, 8, 8)
+    # the manifest names the model and what it resolved to (a local path: a content hash)
+    rev = ray_run["model_revision"]
+    assert rev.startswith("local:sha256:") and all(e["model_revision"] == rev for e in ray_run["shards"])
+
+
+def test_actors_write_the_shards_the_driver_sees_only_entries(ray_local, digits, digit_rows, tmp_path):
+    from gptfl_ray.synth.pipeline import ShardWriter, generator_dataset, make_plan, prepare_output, shard_tasks
+
+    target = TargetFormat.from_dataset(digits)
+    cfg = GenerateConfig(shard_size=16, batch_size=5)
+    rows = plan_rows(digit_rows, 0)
+    state = prepare_output(tmp_path, make_plan(rows, target, digits.class_names, cfg))
+    ds = generator_dataset(shard_tasks(rows, state.todo, 16), target, cfg, ShardWriter(tmp_path, state.manifest))
+    batches = list(ds.iter_batches(batch_size=None, batch_format="numpy"))
+    entries = [json.loads(str(e)) for b in batches for e in b["entry"]]
+    assert all(set(b) == {"entry"} for b in batches)  # no sample bytes come back to the driver
+    assert sorted(e["shard"] for e in entries) == [0, 1, 2, 3, 4]
+    for e in entries:  # each file is already on disk, written by the actor, with the hash it reports
+        from gptfl_ray.synth.store import file_sha256
+
+        assert file_sha256(synth_dir(tmp_path) / e["file"]) == e["sha256"] and e["model_revision"] == "builtin"
+
+
+def test_a_run_refuses_to_mix_shards_of_two_model_revisions(digits, digit_rows, tmp_path):
+    run = tmp_path / "run"
+    _run(digit_rows, digits, run, engine="local")
+    manifest_file = synth_dir(run) / "manifest.json"
+    m = json.loads(manifest_file.read_text())
+    for e in m["shards"]:  # as if an earlier run had loaded another commit of the model
+        e["model_revision"] = "0" * 40
+    manifest_file.write_text(json.dumps(m))
+    (synth_dir(run) / "shard-00004.parquet").unlink()
+    with pytest.raises(ConfigError) as err:
+        _run(digit_rows, digits, run, engine="local")
+    assert err.value.subject == "--model" and "0" * 40 in str(err.value) and "builtin" in str(err.value)
+    assert "shard-00004.parquet" not in {e["file"] for e in json.loads(manifest_file.read_text())["shards"]}
 
 
 def test_config_error_raised_inside_an_actor_reaches_the_driver_as_one(ray_local, digits, tmp_path):
@@ -118,7 +154,7 @@ def test_config_error_raised_inside_an_actor_reaches_the_driver_as_one(ray_local
     Cheaply provoked here: the glyph generator refuses an audio target in its constructor
     (the driver-side preflight that would catch it first is skipped on purpose).
     """
-    from gptfl_ray.synth.pipeline import ShardWriter, make_plan, prepare_output, run_ray
+    from gptfl_ray.synth.pipeline import ShardWriter, make_plan, prepare_output, run_ray, shard_tasks
 
     rows = plan_rows(build_prompts(digits, PromptsConfig(per_class=1))[:2], 0)
     audio = TargetFormat("speechcommands", "audio", (16000,), 1.0)
@@ -126,5 +162,5 @@ def test_config_error_raised_inside_an_actor_reaches_the_driver_as_one(ray_local
     plan = make_plan(rows, audio, ["yes"], cfg)
     writer = ShardWriter(tmp_path, prepare_output(tmp_path, plan).manifest)
     with pytest.raises(ConfigError) as err:
-        run_ray(rows, audio, cfg, writer)
+        run_ray(shard_tasks(rows, [0], cfg.shard_size), audio, cfg, writer)
     assert err.value.subject == "--generator" and "audio" in str(err.value)

@@ -111,6 +111,50 @@ def quiet_hf() -> None:
             pass
 
 
+def model_revision(ref: str | None, revision: str | None = None) -> str:
+    """What a model reference resolved to, for the manifest: a hub commit or a local content hash.
+
+    Hub ids: the commit that `from_pretrained` read, from the Hugging Face cache's
+    `refs/<revision>` file (written by the download, readable offline). Local paths:
+    `local:sha256:<digest>` over the files' names and bytes; files over 64 MiB contribute their
+    size and first and last MiB, so a multi-GB checkpoint is not read twice.
+    """
+    if not ref:
+        return "none"
+    expanded = Path(os.path.expanduser(ref))
+    if expanded.exists():
+        return "local:sha256:" + _tree_digest(expanded)
+    if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower()):
+        return revision.lower()
+    try:
+        from huggingface_hub import constants
+
+        for kind in ("models", "datasets"):
+            refs = Path(constants.HF_HUB_CACHE) / f"{kind}--{ref.replace('/', '--')}" / "refs" / (revision or "main")
+            if refs.is_file():
+                return refs.read_text().strip()
+    except ImportError:
+        pass
+    return f"unresolved:{revision or 'main'}"
+
+
+def _tree_digest(root: Path, big: int = 64 << 20) -> str:
+    h = hashlib.sha256()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for p in files:
+        h.update(str(p.relative_to(root) if p != root else p.name).encode() + b"\0")
+        size = p.stat().st_size
+        h.update(str(size).encode() + b"\0")
+        with open(p, "rb") as fh:
+            if size <= big:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(1 << 20))
+                fh.seek(size - (1 << 20))
+                h.update(fh.read())
+    return h.hexdigest()
+
+
 def load_model(loader: Callable[[str], Any], ref: str, option: str = "--model") -> Any:
     """Call a `from_pretrained`-style loader; turn hub/OS errors into one ConfigError line."""
     ref = check_model_ref(ref, option)
@@ -139,6 +183,15 @@ class Generator:
             )
         self.model = model or self.default_model
         self.options = dict(options or {})
+        # A pinned hub revision (branch, tag or commit) for `from_pretrained`; None = main.
+        self.revision = self.options.get("revision")
+
+    def resolved_revision(self) -> str:
+        """The manifest's record of what this generator's model resolved to (after loading)."""
+        return model_revision(self.model, self.revision)
+
+    def hub_kwargs(self) -> dict:
+        return {"revision": self.revision} if self.revision and not is_path_like(self.model or "") else {}
 
     @classmethod
     def preflight(cls, target: TargetFormat, model: str | None, options: dict) -> None:

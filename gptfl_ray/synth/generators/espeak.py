@@ -244,6 +244,11 @@ class EspeakGenerator(Generator):
         super().preflight(target, model, options)
         find_program(model)
 
+    def resolved_revision(self) -> str:
+        """The program's version line (voices and timing change between espeak-ng releases)."""
+        out = subprocess.run([self.program, "--version"], capture_output=True, text=True, check=False).stdout
+        return "program:" + (out.strip().splitlines() or ["unknown"])[0].split(" Data at:")[0].strip()
+
     def generate(self, batch):
         length = int(self.target.shape[-1])
         out = []

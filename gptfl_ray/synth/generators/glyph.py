@@ -265,6 +265,9 @@ class GlyphGenerator(Generator):
         if len(missing) == len(ALL_FONTS):
             raise RuntimeError(f"no matplotlib fonts found in {font_dir()}")
 
+    def resolved_revision(self) -> str:
+        return "builtin"  # fonts ship with matplotlib; the renderer is this module
+
     def generate(self, batch):
         return [
             render_row(str(name), str(prompt), int(seed), float(g), self.target.kind, self.target.shape)
