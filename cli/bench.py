@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gptfl_ray.cli.common import console, guarded
-from gptfl_ray.cli.options import DATA_OPTIONS, ENGINE_OPTIONS, FL_OPTIONS, MODEL_OPTIONS, opt, with_options
+from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FL_OPTIONS, MODEL_OPTIONS, opt, with_options
 from gptfl_ray.cli.simulate import PRETRAIN_OPTIONS, SYNTH_OPTIONS, split_options, stage_progress
 from gptfl_ray.errors import ConfigError
 
@@ -65,7 +65,7 @@ FL_NO_CPR = [p for p in FL_OPTIONS if p.name not in ("clients_per_round", "sampl
 
 @bench_app.command("sampling")
 @guarded
-@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_NO_CPR, ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_NO_CPR, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
     opt("rates", str, "1,2,5,10,25", "Clients per round to compare (comma-separated)."),
     opt("seeds", int, 3, "Seeds 0..n-1; results are mean and spread over them."),
     opt("output_dir", Path, Path("runs/bench-sampling"), "Benchmark directory."),
@@ -94,7 +94,7 @@ def sampling(**kw):
 
 @bench_app.command("comm")
 @guarded
-@with_options(DATA_OPTIONS, MODEL_OPTIONS, [p for p in FL_OPTIONS if p.name != "strategy"], ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, [p for p in FL_OPTIONS if p.name != "strategy"], DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
     opt("targets", str, "0.7,0.8,0.9", "Target accuracies (comma-separated, each in (0, 1])."),
     opt("strategies", str, "fedavg,fedprox,scaffold,fedadam", "FL strategies to compare."),
     opt("output_dir", Path, Path("runs/bench-comm"), "Benchmark directory."),

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gptfl_ray.cli.common import console, guarded
-from gptfl_ray.cli.options import DATA_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, opt, with_options
+from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, opt, with_options
 from gptfl_ray.ray_runtime import ensure_ray
 from gptfl_ray.config import FederateConfig, federate_config
 from gptfl_ray.errors import ConfigError
@@ -38,7 +38,7 @@ def resolve_config(config: Optional[Path], output_dir: Path, resume: bool, overw
     if resume and saved:
         cfg = federate_config(saved, overrides, init)
         changed = [
-            f.name for sec in ("data", "model", "fl") for f in dataclasses.fields(getattr(cfg, sec))
+            f.name for sec in ("data", "model", "fl", "privacy", "devices") for f in dataclasses.fields(getattr(cfg, sec))
             if f.name not in RESUMABLE and getattr(getattr(cfg, sec), f.name) != saved.get(sec, {}).get(f.name, getattr(getattr(cfg, sec), f.name))
         ]
         if changed:
@@ -51,7 +51,9 @@ def resolve_config(config: Optional[Path], output_dir: Path, resume: bool, overw
 
 def results_table(title: str, history: list[dict], last: int = 8) -> Table:
     table = Table(title=title)
-    for col in ("round", "val acc.", "val loss", "test acc.", "test macro-F1", "test loss", "grad. diversity", "MB sent"):
+    # DP runs show the privacy spent, device runs the simulated wall-clock time, beside accuracy
+    extra = [(k, name) for k, name in (("epsilon", "epsilon"), ("sim_time_s", "sim. time (s)")) if any(k in h for h in history)]
+    for col in ("round", "val acc.", "val loss", "test acc.", "test macro-F1", "test loss", "grad. diversity", "MB sent", *(name for _, name in extra)):
         table.add_column(col, justify="right")
     rows = history if len(history) <= last else history[:1] + history[-(last - 1):]
     for h in rows:
@@ -60,11 +62,12 @@ def results_table(title: str, history: list[dict], last: int = 8) -> Table:
         table.add_row(
             str(h["round"]), *val, f"{h['accuracy']:.4f}", f"{h['macro_f1']:.4f}", f"{h['loss']:.4f}",
             "-" if gd is None else f"{gd:.3f}", f"{h.get('cum_bytes', 0) / 1e6:.2f}",
+            *(f"{h[k]:.2f}" if k in h else "-" for k, _ in extra),
         )
     return table
 
 
-@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, ENGINE_OPTIONS, [
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS, [
     opt("init", Optional[str], None, "Start from a saved model (safetensors), e.g. GPT-FL's pretrained model."),
     opt("show_partition", bool, False, "Print each client's size and classes."),
 ], RUN_OPTIONS)

@@ -59,6 +59,30 @@ FL_OPTIONS = [
     opt("secagg_bits", Optional[int], None, "Secure aggregation: fixed-point bits per coordinate."),
     opt("seed", Optional[int], None, "Seed: fixes split, init, sampling and every client's randomness."),
 ]
+DP_OPTIONS = [
+    opt("dp_noise", Optional[float], None, "Central DP (DP-FedAvg): Gaussian noise multiplier z on the clipped sum."),
+    opt("dp_epsilon", Optional[float], None, "Central DP: calibrate the noise so the whole run spends this epsilon (instead of --dp-noise)."),
+    opt("dp_delta", Optional[float], None, "DP delta at which epsilon is reported (default 1e-5)."),
+    opt("dp_clip", Optional[float], None, "DP: L2 clip of each client's update (the starting clip when adaptive)."),
+    opt("dp_clip_quantile", Optional[float], None, "DP adaptive clipping (Andrew et al. 2021): target quantile of update norms."),
+    opt("dp_clip_lr", Optional[float], None, "DP adaptive clipping: geometric learning rate of the clip."),
+    opt("dp_clip_noise", Optional[float], None, "DP adaptive clipping: noise std on the clipped-count (default expected clients / 20)."),
+    opt("dp_sampling", Optional[str], None, "DP client sampling the accountant assumes: poisson (default) | fixed."),
+    opt("dp_weighting", Optional[str], None, "DP client weights: uniform (default) | capped (min(n_i / cap, 1))."),
+    opt("dp_weight_cap", Optional[float], None, "DP capped weighting: samples at which a client's weight reaches 1."),
+    opt("dp_accountant", Optional[str], None, "DP accountant: rdp (default) | pld (Poisson sampling only)."),
+]
+DEVICE_OPTIONS = [
+    opt("devices", Optional[str], None, "Simulated devices: lognormal | uniform | a FedScale device-capacity file (.pkl/.json)."),
+    opt("availability", Optional[str], None, "Device availability: always | bernoulli | diurnal | a FedScale availability trace."),
+    opt("sec_per_sample", Optional[float], None, "Devices: median seconds per training sample."),
+    opt("bandwidth_kbps", Optional[float], None, "Devices: median link bandwidth in kbit/s."),
+    opt("speed_sigma", Optional[float], None, "Devices: log-std of speed and bandwidth (lognormal)."),
+    opt("avail_p", Optional[float], None, "Availability: chance to be online per round (bernoulli) or share of the day (diurnal)."),
+    opt("diurnal_period", Optional[float], None, "Availability: length of a diurnal cycle in seconds."),
+    opt("deadline", Optional[float], None, "Round deadline in simulated seconds: later updates are dropped as stragglers."),
+    opt("over_select", Optional[float], None, "Ask ceil(x * k) clients and keep the first k to finish."),
+]
 ENGINE_OPTIONS = [
     opt("backend", Optional[str], None, "ray (default) | local (in-process, for debugging)."),
     opt("address", Optional[str], None, "Ray cluster address ('auto' included); default starts a local Ray on loopback."),
@@ -72,7 +96,7 @@ RUN_OPTIONS = [
     opt("resume", bool, False, "Continue the run in --output-dir where it stopped."),
     opt("overwrite", bool, False, "Replace the results already in --output-dir."),
 ]
-FEDERATE_KEYS = [p.name for group in (DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, ENGINE_OPTIONS) for p in group]
+FEDERATE_KEYS = [p.name for group in (DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS) for p in group]
 
 
 def with_options(*groups: list[inspect.Parameter]) -> Callable[[Callable], Callable]:

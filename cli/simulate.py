@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gptfl_ray.cli.common import console, guarded
-from gptfl_ray.cli.options import DATA_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, opt, with_options
+from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, opt, with_options
 
 SIM_OPTIONS = [
     opt("variants", Optional[str], None, "Comma-separated: fedavg, synthetic, gptfl, fgl (default fedavg,synthetic,gptfl; fgl adds fgl_rounds with --fgl-rounds)."),
@@ -88,7 +88,7 @@ def method_variants(method: str | None, variants: str | None) -> str | None:
     return METHODS[method]
 
 
-@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, ENGINE_OPTIONS, SIM_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, FGL_OPTIONS, RUN_OPTIONS)
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS, SIM_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, FGL_OPTIONS, RUN_OPTIONS)
 def simulate(**kw):
     """GPT-FL end to end: prompts -> synthetic data -> server pre-training -> FL fine-tuning,
     beside standard FL and the synthetic-only model. With no options: the embedded digits task."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.fl.devices import DeviceConfig
+from gptfl_ray.privacy.dp import DPConfig, check_compatible
 
 PARTITIONS = ("iid", "dirichlet", "shards", "natural")
 BACKENDS = ("local", "ray")
@@ -125,9 +127,14 @@ class FederateConfig:
     fl: FLConfig = field(default_factory=FLConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     init: str | None = None  # a saved model (safetensors) to start from: GPT-FL's pretrained model
+    privacy: DPConfig = field(default_factory=DPConfig)  # central DP (DP-FedAvg), off by default
+    devices: DeviceConfig = field(default_factory=DeviceConfig)  # simulated device speeds, off by default
+
+    def __post_init__(self):
+        check_compatible(self.privacy, self.fl, self.devices)
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "fl": FLConfig, "engine": EngineConfig}
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "fl": FLConfig, "engine": EngineConfig, "privacy": DPConfig, "devices": DeviceConfig}
 
 
 def build_section(cls, *layers: dict[str, Any], section: str = ""):

@@ -150,8 +150,8 @@ class ExecutorActor:
         return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": self.gpu_ids,
                 "device": str(self.executor.device), "note": self.note, "zero_copy": self.zero_copy}
 
-    def run(self, global_params, client_ids, round_idx, c_global=None, controls=None) -> RoundResult:
-        return self.executor.run(global_params, client_ids, round_idx, c_global, controls)
+    def run(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
+        return self.executor.run(global_params, client_ids, round_idx, c_global, controls, dp_clip)
 
 
 _RemoteExecutor = ray.remote(ExecutorActor)
@@ -239,7 +239,7 @@ class RayEngine:
     def num_actors(self) -> int:
         return len(self._actors)
 
-    def run_round(self, global_params, client_ids, round_idx, c_global=None, controls=None) -> RoundResult:
+    def run_round(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
         ids = np.asarray(client_ids, dtype=np.int64)
         # Contiguous, balanced shares (sizes differ by at most one); empty shares are not sent.
         shards = np.array_split(ids, len(self._actors))
@@ -248,7 +248,7 @@ class RayEngine:
 
         def submit(i: int):
             share = None if controls is None else {int(c): controls[int(c)] for c in shards[i]}
-            return self._actors[i].run.remote(params_ref, shards[i], round_idx, c_ref, share)
+            return self._actors[i].run.remote(params_ref, shards[i], round_idx, c_ref, share, dp_clip)
 
         pending = {submit(i): i for i in range(len(shards)) if len(shards[i])}
         if self.after_submit is not None:

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 from gptfl_ray.fl.aggregate import PartialSum
 from gptfl_ray.fl.client import LocalTrainConfig, client_update, param_layout
 from gptfl_ray.fl.sampler import client_drops, client_seed
+from gptfl_ray.privacy.dp import client_contribution
 
 
 class ClientFailure(RuntimeError):
@@ -61,6 +62,11 @@ class ExecutorSpec:
     # shared: one thread per executor, and more executors for more cores.
     num_threads: int = 1
     secagg_scale: float = 0.0  # > 0: keep per-client uploads for secure aggregation (see RoundResult)
+    # DP-FedAvg's client half (privacy/dp.py): the weighting, and whether clients report the
+    # adaptive-clipping bit; the clip itself can change every round and comes with run().
+    dp_weighting: str | None = None
+    dp_weight_cap: float = 32.0
+    dp_with_bit: bool = False
 
 
 class ClientExecutor:
@@ -87,6 +93,7 @@ class ClientExecutor:
         round_idx: int,
         c_global: np.ndarray | None = None,
         controls: dict[int, np.ndarray] | None = None,
+        dp_clip: float | None = None,
     ) -> RoundResult:
         spec = self.spec
         result = RoundResult(partial=PartialSum())
@@ -114,8 +121,15 @@ class ClientExecutor:
                 )
             except Exception as exc:  # re-raised with the client id attached
                 raise ClientFailure(cid, round_idx, f"{type(exc).__name__}: {exc}") from exc
-            result.partial.add(r.delta, r.num_samples, r.loss, r.control_delta)
-            if spec.secagg_scale > 0:
+            if dp_clip is not None:  # clipped and weighted here, on the client, before anything leaves it
+                vec = client_contribution(r.delta, r.num_samples, dp_clip, spec.dp_weighting, spec.dp_weight_cap, spec.dp_with_bit)
+                result.partial.add(vec, 1.0, r.loss)
+                if spec.secagg_scale > 0:  # every coordinate of [contribution / C, bit] lies in [-1, 1]
+                    P = len(r.delta)
+                    result.client_vectors[cid] = np.concatenate([vec[:P] / dp_clip, vec[P:]])
+            else:
+                result.partial.add(r.delta, r.num_samples, r.loss, r.control_delta)
+            if spec.secagg_scale > 0 and dp_clip is None:
                 w = r.num_samples / spec.secagg_scale
                 result.client_vectors[cid] = np.concatenate([w * r.delta, [w]]).astype(np.float64)
             result.steps += r.steps
@@ -132,8 +146,8 @@ class LocalEngine:
     def __init__(self, spec: ExecutorSpec, x, y, parts, device: str = "cpu"):
         self.executor = ClientExecutor(spec, x, y, parts, device=device)
 
-    def run_round(self, global_params, client_ids, round_idx, c_global=None, controls=None) -> RoundResult:
-        return self.executor.run(global_params, client_ids, round_idx, c_global, controls)
+    def run_round(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
+        return self.executor.run(global_params, client_ids, round_idx, c_global, controls, dp_clip)
 
     def describe(self) -> str:
         return "local (in-process)"

@@ -24,9 +24,9 @@ from gptfl_ray.fl.aggregate import finalize
 from gptfl_ray.fl.algorithms import build_algorithm
 from gptfl_ray.fl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gptfl_ray.fl.client import LocalTrainConfig
+from gptfl_ray.fl.crossdevice import CrossDevice
 from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine
 from gptfl_ray.fl.metrics import HeldOut, round_bytes
-from gptfl_ray.fl.sampler import clients_per_round, sample_clients
 from gptfl_ray.fl.state_store import ClientStateStore
 from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat
@@ -131,6 +131,7 @@ def run_federation(
     history: list[dict] = []
     rounds: list[dict] = []
     cum_down = cum_up = 0
+    meta: dict = {}
     ckpt_dir = out / "checkpoints"
     if resume and (ck := latest_checkpoint(ckpt_dir)) is not None:
         state, meta, client_state = load_checkpoint(ck)
@@ -146,10 +147,12 @@ def run_federation(
             (out / name).unlink(missing_ok=True)
     _write_jsonl(out / "metrics.jsonl", history)
     _write_jsonl(out / "rounds.jsonl", rounds)
+    xdev = CrossDevice(cfg, parts, len(params0), algo.uses_control, resumed=meta.get("cross_device"))
 
     held_out = HeldOut(dataset)
     if state.round == 0 and not history:
-        first = {"round": 0, **held_out(eval_model, state.params), "cum_bytes": 0, "cum_bytes_down": 0, "cum_bytes_up": 0}
+        first = {"round": 0, **held_out(eval_model, state.params), "cum_bytes": 0, "cum_bytes_down": 0, "cum_bytes_up": 0,
+                 **({"epsilon": 0.0} if xdev.dp is not None else {}), **({"sim_time_s": 0.0} if xdev.devices is not None else {})}
         history.append(first)
         _append_jsonl(out / "metrics.jsonl", first)
         if on_round:
@@ -164,44 +167,58 @@ def run_federation(
             prox_mu=algo.prox_mu,
             dropout=fl.dropout,
             secagg_scale=float(max(len(p) for p in parts)) if fl.secure_aggregation else 0.0,
+            dp_weighting=cfg.privacy.dp_weighting if xdev.dp is not None else None,
+            dp_weight_cap=cfg.privacy.dp_weight_cap,
+            dp_with_bit=xdev.dp is not None and xdev.dp.with_bit,
         )
         engine = make_engine(cfg, spec, dataset.prepare(dataset.x_train), dataset.y_train.astype(np.int64), parts)
         # where the clients ran: the executors' nodes, pids and devices
-        atomic_write_text(out / "engine.json", json.dumps({"engine": engine.describe(), "actors": getattr(engine, "actor_info", [])}, default=str, indent=2) + "\n")
-    k = clients_per_round(num_clients, fl.sample_rate, fl.clients_per_round)
+        atomic_write_text(out / "engine.json", json.dumps({"engine": engine.describe(), "actors": getattr(engine, "actor_info", []),
+                                                           **xdev.describe()}, default=str, indent=2) + "\n")
     P = len(state.params)
     try:
         while state.round < fl.rounds:
             r = state.round + 1
-            ids = sample_clients(num_clients, k, fl.seed, r)
+            sel = xdev.select(r)  # the plain sampler's pick unless devices or DP shape the round
+            ids = sel.ids
             c_global = state.slots.get("c") if algo.uses_control else None
             controls = store.get(ids) if store is not None else None
-            res = engine.run_round(state.params, ids, r, c_global, controls)
-            agg = finalize(res.partial)
-            secagg = None
-            if fl.secure_aggregation:
-                agg, secagg = secure_aggregate(res, agg, fl, r)
-            state = algo.server_update(state, agg)
+            res = engine.run_round(state.params, ids, r, c_global, controls, dp_clip=xdev.client_clip)
+            secagg, extra = None, dict(sel.info)
+            if xdev.dp is not None:  # noised on the server after the (plain or secure) sum
+                agg, secagg, dp_info = xdev.aggregate(res, r)
+                extra.update(dp_info)
+            elif res.partial.count == 0:  # nobody was heard from in time: the model stays as it is
+                agg = None
+            else:
+                agg = finalize(res.partial)
+                if fl.secure_aggregation:
+                    agg, secagg = secure_aggregate(res, agg, fl, r)
+            state = algo.server_update(state, agg) if agg is not None else state.with_(round=r)
             if server_hook is not None:  # server-side work moves no bytes; checkpointed below
                 state = state.with_(params=np.asarray(server_hook(state.params, r), np.float32))
             if store is not None:
                 store.put(res.new_controls)
-            down, up = round_bytes(P, len(ids), agg.num_clients, algo.uses_control)
+            finished = 0 if agg is None else agg.num_clients
+            down, up = round_bytes(P, sel.selected, finished, algo.uses_control)
             if secagg is not None:  # the protocol's own traffic replaces the plain float uploads
                 down, up = down + secagg.bytes_down, secagg.bytes_up
             cum_down, cum_up = cum_down + down, cum_up + up
             row = {
-                "round": r, "clients": int(len(ids)), "finished": agg.num_clients, "dropped": len(res.partial.dropped),
-                "train_loss": agg.train_loss, "gradient_diversity": agg.gradient_diversity,
+                "round": r, "clients": int(len(ids)), "finished": finished, "dropped": len(res.partial.dropped),
+                "train_loss": float("nan") if agg is None else agg.train_loss,
+                "gradient_diversity": float("nan") if agg is None else agg.gradient_diversity,
                 "bytes_down": down, "bytes_up": up, "cum_bytes_down": cum_down, "cum_bytes_up": cum_up,
                 "cum_bytes": cum_down + cum_up,
                 **({} if secagg is None else {"secagg_bytes_up": secagg.bytes_up, "secagg_bytes_down": secagg.bytes_down,
                                               "secagg_error_bound": secagg.extra["mean_error_bound"]}),
+                **extra,
             }
             rounds.append(row)
             _append_jsonl(out / "rounds.jsonl", row)
             if r % fl.eval_every == 0 or r == fl.rounds:
-                ev = {"round": r, **held_out(eval_model, state.params), **{k2: row[k2] for k2 in ("cum_bytes", "cum_bytes_down", "cum_bytes_up", "gradient_diversity", "dropped")}}
+                ev = {"round": r, **held_out(eval_model, state.params),
+                      **{k2: row[k2] for k2 in ("cum_bytes", "cum_bytes_down", "cum_bytes_up", "gradient_diversity", "dropped", "epsilon", "sim_time_s") if k2 in row}}
                 history.append(ev)
                 _append_jsonl(out / "metrics.jsonl", ev)
                 if on_round:
@@ -209,7 +226,8 @@ def run_federation(
             elif on_round:
                 on_round({"round": r})
             if (fl.checkpoint_every and r % fl.checkpoint_every == 0) or r == fl.rounds:
-                save_checkpoint(ckpt_dir, state, {"cum_bytes_down": cum_down, "cum_bytes_up": cum_up, "config": config_dict(cfg)},
+                save_checkpoint(ckpt_dir, state, {"cum_bytes_down": cum_down, "cum_bytes_up": cum_up, "config": config_dict(cfg),
+                                                  "cross_device": xdev.state()},
                                 store.snapshot() if store is not None else None)
     finally:
         if own_engine and engine is not None:

@@ -98,6 +98,16 @@ class DPConfig:
         return self.dp_clip_quantile is not None
 
 
+def check_compatible(dp: DPConfig, fl, devices) -> None:
+    """Settings DP-FedAvg's guarantee does not cover, refused before any work starts."""
+    if not dp.enabled:
+        return
+    option = "--dp-noise" if dp.dp_noise is not None else "--dp-epsilon"
+    _check(fl.strategy != "scaffold", option, "SCAFFOLD's control variates would leave the server un-noised; use another --strategy")
+    _check(devices.availability == "always", "--availability",
+           "the DP accountant assumes every client can be sampled in every round; use --availability always with --dp-noise/--dp-epsilon")
+
+
 # ---------------------------------------------------------------- client side
 
 
