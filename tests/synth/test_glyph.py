@@ -25,7 +25,11 @@ def test_digits_match_sklearn_format_and_are_seeded():
     x = np.stack(gen.generate(b))
     assert x.shape == (10, 1, 8, 8) and x.dtype == np.uint8
     assert x.max() <= 16 and x.min() == 0 and (x == 16).any()
-    assert (x[:, 0, :, 0] == 0).all()  # like real digits: the leftmost block column stays empty
+    # the public format: size-normalised to the full 32 rows (top and bottom block rows inked)
+    # and centred (ink's column centre near the middle)
+    assert (x[:, 0, 0].sum(1) > 0).all() and (x[:, 0, 7].sum(1) > 0).all()
+    centre = (x[:, 0].sum(1) * np.arange(8)).sum(1) / x[:, 0].sum((1, 2))
+    assert (np.abs(centre - 3.5) < 1.5).all()
     again = np.stack(gen.generate(b))
     assert np.array_equal(x, again)
     other = np.stack(gen.generate({**b, "seed": b["seed"] + 1}))
@@ -33,6 +37,23 @@ def test_digits_match_sklearn_format_and_are_seeded():
     out = gen(b)  # the callable-class contract: encoded PNG bytes that decode to the same array
     assert set(out) >= {"data", "label", "label_name", "prompt", "guidance", "seed", "generator"}
     assert np.array_equal(np.stack([decode_sample(d, DIGITS) for d in out["data"]]), x)
+
+
+def test_glyph_settings_come_from_the_format_not_from_real_samples():
+    """The generator never sees the clients' data: it reads no data set and no sample statistics."""
+    import ast
+    import inspect
+
+    import gptfl_ray.synth.generators.glyph as glyph
+
+    tree = ast.parse(inspect.getsource(glyph))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m and (m.startswith("gptfl_ray.data") or m.startswith("sklearn")) for m in imported)
+    attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not attrs & {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "load_digits"}
+    # without style words every font may be drawn: no shortlist picked by scores on real digits
+    assert glyph.DEFAULT_FONTS == glyph.ALL_FONTS
 
 
 def test_style_words_steer_rendering():
@@ -76,5 +97,5 @@ def test_classifier_trained_on_glyph_digits_alone_beats_chance_on_real_digits(di
     x = np.stack(GlyphGenerator(DIGITS).generate(to_batch(rows)))
     y = np.array([r["label"] for r in rows])
     clf = LogisticRegression(C=0.1, max_iter=2000).fit(x.reshape(len(x), -1) / 16.0, y)
-    acc = clf.score(digits.x_test.reshape(len(digits.x_test), -1) / 16.0, digits.y_test)
+    acc = clf.score(digits.x_val.reshape(len(digits.x_val), -1) / 16.0, digits.y_val)
     assert acc > 0.45, f"glyph-trained accuracy on real digits {acc:.3f} (chance 0.10)"

@@ -7,9 +7,12 @@ choose font, weight, shear, rotation, scale, stroke width, offset and noise, the
 steers a diffusion model. Low guidance widens the random jitter, as low classifier-free
 guidance widens a diffusion model's output distribution (section 3.1).
 
-For the digits data set it reproduces how UCI/scikit-learn digits were made: a 32x32 binary
-bitmap, size-normalised and centred, counted in 4x4 blocks into an 8x8 image of 0..16.
-Every choice is drawn from the row's seed, so a row renders the same bytes anywhere.
+For the digits data set it reproduces how UCI/scikit-learn digits were made, from the data
+set's public description only: a 32x32 binary bitmap, size-normalised and centred, counted in
+4x4 blocks into an 8x8 image of 0..16. No setting here comes from statistics of real samples
+(the server in GPT-FL knows the label names and nothing else): without a style word, a
+setting is drawn over the whole range the style words span. Every choice is drawn from the
+row's seed, so a row renders the same bytes anywhere.
 """
 
 from __future__ import annotations
@@ -37,9 +40,15 @@ FONT_GROUPS: dict[str, tuple[str, ...]] = {
                "DejaVuSans-Oblique.ttf", "STIXGeneralBolIta.ttf"),
 }
 ALL_FONTS = tuple(dict.fromkeys(f for group in FONT_GROUPS.values() for f in group))
-# Without a font word, draw from the fonts whose digits a classifier trained on real sklearn
-# digits reads best (70-80%); mono fonts' slashed zero and cmti/cmb's shapes read worst (<60%).
-DEFAULT_FONTS = tuple(f for f in ALL_FONTS if "Mono" not in f and f not in ("cmti10.ttf", "cmb10.ttf", "cmtt10.ttf"))
+# Without a font word, any font: a shortlist picked by how well real digits are read would be
+# a setting taken from the clients' samples.
+DEFAULT_FONTS = ALL_FONTS
+# Pen radius around the font's outline, as a fraction of the glyph height, per style word;
+# without one, anywhere from thin to bold.
+STROKES = {"bold": (0.04, 0.08), "thin": (0.0, 0.01), "": (0.0, 0.08)}
+# Total slant (dx/dy) after the font's own italic angle, per style word; without one, upright
+# give or take as much in either direction (no side is preferred without data).
+SLANTS = {"slanted": (0.15, 0.35), "upright": (-0.05, 0.05), "": (-0.2, 0.2)}
 
 _RENDER = 112  # canvas side for the high-resolution drawing before any down-sampling
 
@@ -91,26 +100,17 @@ def sample_style(prompt: str, rng: np.random.Generator, guidance: float = 3.0) -
     elif "thin" in w:
         fonts = tuple(f for f in fonts if "Bol" not in f and f != "cmb10.ttf") or fonts
     font = fonts[int(rng.integers(len(fonts)))]
-    # Pen radius added around the font's own outline. Fonts' stems are already ~0.1-0.2 of the
-    # height, about what a pen gives on a 32-pixel digit; thicker default pens measurably lowered
-    # the real-digit accuracy of a classifier trained on glyphs (benchmarks/bench_generate.py).
-    stroke = {"bold": (0.04, 0.08), "thin": (0.0, 0.01)}.get(
-        next((k for k in ("bold", "thin") if k in w), ""), (0.0, 0.04))
-    # Total slant = the font's own italic angle + shear. The NIST writers behind sklearn's digits
-    # write upright or slightly back-slanted (median dx/dy about -0.05), so by default the shear
-    # cancels an italic font's ~12 degrees; "slanted" asks for a visible forward slant.
+    stroke = STROKES[next((k for k in ("bold", "thin") if k in w), "")]
+    # Total slant = the font's own italic angle + shear, so the shear cancels an italic font's
+    # ~12 degrees unless the prompt asks for italics.
     own = 0.0 if "italic" in w else _font_slant(font)
-    if "slanted" in w:
-        shear = (0.15 - own, 0.35 - own)
-    elif "upright" in w:
-        shear = (-0.05 - own, 0.05 - own)
-    else:
-        shear = (-0.2 - own, 0.1 - own)
+    lo, hi = SLANTS[next((k for k in ("slanted", "upright") if k in w), "")]
+    shear = (lo - own, hi - own)
     rot = 8.0 * spread
     aspect = {"wide": (1.1, 1.5), "narrow": (0.55, 0.85)}.get(
-        next((k for k in ("wide", "narrow") if k in w), ""), (0.6, 1.1))
+        next((k for k in ("wide", "narrow") if k in w), ""), (0.55, 1.5))
     scale = {"small": (0.35, 0.55), "large": (0.8, 0.95)}.get(
-        next((k for k in ("small", "large") if k in w), ""), (0.55, 0.85))
+        next((k for k in ("small", "large") if k in w), ""), (0.35, 0.95))
     noisy = "noisy" in w
     wobbly = "wobbly" in w or noisy
     return GlyphStyle(
@@ -197,18 +197,16 @@ def digits_from_mask(mask: np.ndarray, rng: np.random.Generator, offset: float =
                      noise: float = 0.0) -> np.ndarray:
     """UCI optdigits preprocessing: normalise into a 32x32 bitmap, count 4x4 blocks -> 8x8 0..16.
 
-    Real digits fill the full height and stay clear of the leftmost 4 pixels (column 0 is empty
-    in all 1797 samples), so the glyph is scaled to 32 rows and 14..24 columns and centred with
-    a pixel of jitter.
+    From the data set's public description only ("size-normalised and centred" 32x32 bitmaps):
+    the glyph is scaled to the full 32 rows keeping its aspect ratio (at most 32 columns) and
+    centred, with the style's horizontal jitter.
     """
     h, w = mask.shape
     new_h = 32
-    # Real digits' widths barely depend on the class (a "1" is ~5 of 8 columns wide, a "0" ~6):
-    # the normalisation stretches narrow glyphs, so narrow ones get a minimum width too.
-    new_w = int(np.clip(round(w * new_h / h), 14 + rng.uniform(0, 4), 24))
+    new_w = int(np.clip(round(w * new_h / h), 1, 32))
     glyph = _resize(mask, new_w, new_h) > 0.5
     bitmap = np.zeros((32, 32), bool)
-    x0 = int(np.clip(round(16 - new_w / 2 + offset * 8), 4, 32 - new_w))
+    x0 = int(np.clip(round(16 - new_w / 2 + offset * 8), 0, 32 - new_w))
     y0 = (32 - new_h) // 2
     bitmap[y0:y0 + new_h, x0:x0 + new_w] = glyph
     if noise > 0:
