@@ -22,7 +22,7 @@ def _root() -> None:
 
 
 # One module per command group; each defines register(app).
-_COMMAND_MODULES = ["simulate", "federate", "synth", "pretrain", "labels", "bench"]
+_COMMAND_MODULES = ["simulate", "federate", "synth", "pretrain", "labels", "bench", "report"]
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"gptfl_ray.cli.{_name}").register(app)

@@ -1,0 +1,33 @@
+"""`gptfl-ray report RUN_DIR [RUN_DIR ...]`: finished simulate runs (one per seed) -> the README's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from gptfl_ray.cli.common import guarded
+
+
+def report(
+    run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Finished `gptfl-ray simulate` run directories, one per seed."),
+    json_out: Optional[Path] = typer.Option(None, "--json-out", help="Also write every cell (values, mean, std, 95% interval) as JSON here."),
+):
+    """Aggregate finished simulate runs into the headline (and FGL) tables: mean ± std and a 95%
+    t-interval per cell, validation and test labelled; markdown on the terminal."""
+    from gptfl_ray.errors import ConfigError
+    from gptfl_ray.report import aggregate_runs, load_finished_runs, report_markdown
+    from gptfl_ray.runio import atomic_write_json
+
+    if json_out is not None and json_out.is_dir():
+        raise ConfigError("--json-out", f"{json_out} is a directory; name a file")
+    agg = aggregate_runs(load_finished_runs(run_dirs))
+    typer.echo(report_markdown(agg), nl=False)
+    if json_out is not None:
+        atomic_write_json(json_out, agg)
+        typer.echo(f"\n-> {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(guarded(report))
