@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.fields import check_instance, check_layer, check_sections
 from gptfl_ray.fl.devices import DeviceConfig
 from gptfl_ray.privacy.dp import DPConfig, check_compatible
 
@@ -36,6 +37,7 @@ class DataConfig:
     shards_per_client: int = 2
 
     def __post_init__(self):
+        check_instance(self)
         _check(self.partition in PARTITIONS, "--partition", f"unknown partition {self.partition!r}; choose from {', '.join(PARTITIONS)}")
         _check(self.alpha > 0, "--alpha", f"must be > 0, got {self.alpha}")
         _check(self.clients >= 1, "--clients", f"must be >= 1, got {self.clients}")
@@ -47,6 +49,9 @@ class DataConfig:
 class ModelConfig:
     name: str = "cnn"
     norm: str = "default"  # per model: batch | group | instance | none; "group" suits non-IID FL
+
+    def __post_init__(self):
+        check_instance(self, {"name": "--model"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class FLConfig:
     def __post_init__(self):
         from gptfl_ray.fl.algorithms import STRATEGIES
 
+        check_instance(self)
+        _check(self.seed >= 0, "--seed", f"must be >= 0, got {self.seed}")
         _check(self.strategy in STRATEGIES, "--strategy", f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
         _check(self.rounds >= 0, "--rounds", f"must be >= 0, got {self.rounds}")
         if self.clients_per_round is not None:
@@ -93,7 +100,9 @@ class FLConfig:
         _check(self.prox_mu >= 0, "--prox-mu", f"must be >= 0, got {self.prox_mu}")
         if self.server_lr is not None:
             _check(self.server_lr > 0, "--server-lr", f"must be > 0, got {self.server_lr}")
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1/--beta2", "must be in [0, 1)")
+        _check(0 <= self.server_momentum < 1, "--server-momentum", f"must be in [0, 1), got {self.server_momentum}")
+        _check(0 <= self.beta1 < 1, "--beta1", f"must be in [0, 1), got {self.beta1}")
+        _check(0 <= self.beta2 < 1, "--beta2", f"must be in [0, 1), got {self.beta2}")
         _check(self.tau > 0, "--tau", f"must be > 0, got {self.tau}")
         _check(self.eval_every >= 1, "--eval-every", f"must be >= 1, got {self.eval_every}")
         _check(self.checkpoint_every >= 0, "--checkpoint-every", f"must be >= 0, got {self.checkpoint_every}")
@@ -113,7 +122,9 @@ class EngineConfig:
     client_gpus: float = 0.0
 
     def __post_init__(self):
+        check_instance(self)
         _check(self.backend in BACKENDS, "--backend", f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        _check(self.address is None or bool(self.address.strip()), "--address", "is empty; give host:port, 'auto', or leave it out")
         _check(self.client_cpus > 0, "--client-cpus", f"must be > 0, got {self.client_cpus}")
         _check(0 <= self.client_gpus <= 1 or float(self.client_gpus).is_integer(), "--client-gpus", f"must be a fraction in [0, 1] or a whole number, got {self.client_gpus}")
         if self.num_actors is not None:
@@ -131,6 +142,7 @@ class FederateConfig:
     devices: DeviceConfig = field(default_factory=DeviceConfig)  # simulated device speeds, off by default
 
     def __post_init__(self):
+        check_instance(self)
         check_compatible(self.privacy, self.fl, self.devices)
 
 
@@ -138,14 +150,12 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "fl": FLConfig, "engine": 
 
 
 def build_section(cls, *layers: dict[str, Any], section: str = ""):
-    """Later layers win; unknown keys are an error naming the section."""
-    names = {f.name for f in fields(cls)}
+    """Later layers win; each layer must be a table of known, typed keys (fields.check_layer)."""
     merged: dict[str, Any] = {}
     for layer in layers:
-        for k, v in (layer or {}).items():
-            if k not in names:
-                raise ConfigError(f"[{section}] {k}" if section else k, f"unknown setting; known: {', '.join(sorted(names))}")
-            merged[k] = v
+        layer = {} if layer is None else layer
+        check_layer(cls, layer, section)
+        merged.update(layer)
     try:
         return cls(**merged)
     except TypeError as exc:
@@ -171,7 +181,10 @@ def split_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def federate_config(file_cfg: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, init: str | None = None) -> FederateConfig:
-    file_cfg = file_cfg or {}
+    file_cfg = {} if file_cfg is None else file_cfg
+    if not isinstance(file_cfg, dict):
+        raise ConfigError("[federate]", f"must be a table of settings, got {file_cfg!r}")
+    check_sections(file_cfg, (*SECTIONS, "init"), where="[federate]")
     routed = split_overrides({k: v for k, v in (overrides or {}).items()})
     # `--clients-per-round` given on the command line beats a preset's sample rate and vice versa.
     if "clients_per_round" in routed["fl"]:
@@ -180,6 +193,8 @@ def federate_config(file_cfg: dict[str, Any] | None = None, overrides: dict[str,
         routed["fl"]["clients_per_round"] = None
     parts = {s: build_section(cls, file_cfg.get(s, {}), routed[s], section=s) for s, cls in SECTIONS.items()}
     init = init if init is not None else file_cfg.get("init")
+    if init is not None and not isinstance(init, str):
+        raise ConfigError("[federate] init", f"must be a string (a model file), got {init!r}")
     return FederateConfig(**parts, init=init)
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.fields import check_instance
 
 SPEEDS = ("lognormal", "uniform")
 AVAILABILITIES = ("always", "bernoulli", "diurnal")
@@ -71,6 +72,7 @@ class DeviceConfig:
     over_select: float = 1.0  # ask ceil(over_select * k) clients, keep the first k to finish
 
     def __post_init__(self):
+        check_instance(self)
         if self.devices is not None:
             _check(self.devices in SPEEDS or _is_file(self.devices), "--devices",
                    f"unknown device model {self.devices!r}; choose from {', '.join(SPEEDS)} or a FedScale .pkl/.json device-capacity file")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.fields import check_instance
 
 FGL_PROMPT_STYLES = ("class", "instance")
 
@@ -24,6 +25,7 @@ class FGLConfig:
     caption_batch: int = 16  # images per captioner call on a client
 
     def __post_init__(self):
+        check_instance(self, {"prompts": "--fgl-prompts", "rounds": "--fgl-rounds"})
         checks = [
             (self.prompts in FGL_PROMPT_STYLES, "--fgl-prompts", f"unknown prompt style {self.prompts!r}; choose from {', '.join(FGL_PROMPT_STYLES)}"),
             (self.captioner is None or bool(str(self.captioner).strip()), "--captioner", "is empty; give a hub id or a local path"),

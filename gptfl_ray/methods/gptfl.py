@@ -49,6 +49,9 @@ class SimulateConfig:
     fgl: FGLConfig = field(default_factory=FGLConfig)  # FGL's prompts, captioner, rounds (methods/fgl.py)
 
     def __post_init__(self):
+        from gptfl_ray.fields import check_instance
+
+        check_instance(self)
         if not self.variants:
             raise ConfigError("--variants", "name at least one variant")
         for v in self.variants:
@@ -243,6 +246,8 @@ def _resumable(saved: dict | None, new: dict) -> bool:
 
 
 SIM_KEYS = ("variants", "target_accuracy", "init_pretrained")
+# the tables a run's config.toml or a preset may hold
+SIM_SECTIONS = ("federate", "prompts", "generate", "pretrain", "fgl", "simulate", "pretrain_key")  # pretrain_key: older runs
 
 
 def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[str, Any]]) -> SimulateConfig:
@@ -253,7 +258,10 @@ def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[s
     """
     from gptfl_ray.config import build_section, federate_config
 
+    from gptfl_ray.fields import check_sections, nearest
+
     file_cfg = file_cfg or {}
+    check_sections(file_cfg, SIM_SECTIONS)
     given = {sec: {k: v for k, v in vals.items() if v is not None} for sec, vals in overrides.items()}
     fed = federate_config(file_cfg.get("federate", {}), given.get("federate", {}))
     dataset, seed = fed.data.dataset, fed.fl.seed
@@ -261,13 +269,17 @@ def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[s
     generate = build_section(GenerateConfig, file_cfg.get("generate", {}), {"dataset": dataset, "seed": seed}, given.get("generate", {}), section="generate")
     pre = build_section(PretrainConfig, file_cfg.get("pretrain", {}), {"seed": seed}, given.get("pretrain", {}), section="pretrain")
     fgl = build_section(FGLConfig, file_cfg.get("fgl", {}), given.get("fgl", {}), section="fgl")
-    sim = {**file_cfg.get("simulate", {}), **given.get("simulate", {})}
+    file_sim = file_cfg.get("simulate", {})
+    if not isinstance(file_sim, dict):
+        raise ConfigError("[simulate]", f"must be a table of settings, got {file_sim!r}")
+    sim = {**file_sim, **given.get("simulate", {})}
     unknown = set(sim) - set(SIM_KEYS)
     if unknown:
-        raise ConfigError(f"[simulate] {sorted(unknown)[0]}", f"unknown setting; known: {', '.join(SIM_KEYS)}")
+        key = sorted(unknown)[0]
+        raise ConfigError(f"[simulate] {key}", f"unknown setting{nearest(key, SIM_KEYS)}; known: {', '.join(SIM_KEYS)}")
     if isinstance(sim.get("variants"), str):
         sim["variants"] = tuple(v.strip() for v in sim["variants"].split(",") if v.strip())
-    elif "variants" in sim:
+    elif isinstance(sim.get("variants"), list):
         sim["variants"] = tuple(sim["variants"])
     return SimulateConfig(federate=fed, prompts=prompts, generate=generate, pretrain=pre, fgl=fgl, **sim)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.fields import check_instance
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class PretrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check_instance(self)
         checks = [
+            (self.seed >= 0, "--seed", f"must be >= 0, got {self.seed}"),
             (self.epochs >= 1, "--epochs", f"must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, "--batch-size", f"must be >= 1, got {self.batch_size}"),
             (self.lr > 0, "--lr", f"must be > 0, got {self.lr}"),

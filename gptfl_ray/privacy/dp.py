@@ -38,6 +38,7 @@ from functools import lru_cache
 import numpy as np
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.fields import check_instance
 
 SAMPLINGS = ("poisson", "fixed")
 WEIGHTINGS = ("uniform", "capped")
@@ -70,6 +71,7 @@ class DPConfig:
     dp_accountant: str = "rdp"  # rdp | pld
 
     def __post_init__(self):
+        check_instance(self)
         if self.dp_noise is not None:
             _check(self.dp_epsilon is None, "--dp-noise", "give either --dp-noise or --dp-epsilon, not both")
             _check(self.dp_noise > 0, "--dp-noise", f"must be > 0, got {self.dp_noise}")

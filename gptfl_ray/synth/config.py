@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.fields import check_instance
 
 PROMPT_STYLES = ("class", "multi-domain", "llm")
 ENGINES = ("ray", "local")
@@ -64,6 +65,9 @@ class PromptsConfig:
     labels: tuple[str, ...] | None = None  # a received label set (e.g. IBLT-decoded); None = all
 
     def __post_init__(self):
+        check_instance(self)
+        if self.seed < 0:
+            raise ConfigError("--seed", f"must be >= 0, got {self.seed}")
         if self.style not in PROMPT_STYLES:
             raise ConfigError("--style", f"unknown prompt style {self.style!r}; choose from {', '.join(PROMPT_STYLES)}")
         _counts(self.per_class, self.scale)
@@ -113,6 +117,9 @@ class GenerateConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        check_instance(self, {"model": "--gen-model", "revision": "--model-revision"})
+        if self.seed < 0:
+            raise ConfigError("--seed", f"must be >= 0, got {self.seed}")
         _counts(self.per_class, self.scale)
         _positive_int("--gen-actors", self.gen_actors)
         if not (isinstance(self.gen_gpus, (int, float)) and math.isfinite(self.gen_gpus) and self.gen_gpus >= 0):
