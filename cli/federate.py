@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gptfl_ray.cli.common import console, guarded
-from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, opt, with_options
+from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, TRACK_OPTIONS, opt, with_options
 from gptfl_ray.ray_runtime import ensure_ray
 from gptfl_ray.config import FederateConfig, federate_config
 from gptfl_ray.errors import ConfigError
@@ -70,7 +70,7 @@ def results_table(title: str, history: list[dict], last: int = 8) -> Table:
 @with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS, [
     opt("init", Optional[str], None, "Start from a saved model (safetensors), e.g. GPT-FL's pretrained model."),
     opt("show_partition", bool, False, "Print each client's size and classes."),
-], RUN_OPTIONS)
+], TRACK_OPTIONS, RUN_OPTIONS)
 def federate(**kw):
     """Standard FL from random init (or --init): the baseline GPT-FL improves on."""
     output_dir = kw["output_dir"] or Path("runs/federate")
@@ -79,6 +79,9 @@ def federate(**kw):
     from gptfl_ray.fl.loop import run_federation
     from gptfl_ray.methods.task import load_task
 
+    from gptfl_ray.tracking import check_track
+
+    check_track(kw["track"])
     task = load_task(cfg)
     if kw["show_partition"]:
         from gptfl_ray.data.partition import partition_summary, partition_table
@@ -87,15 +90,25 @@ def federate(**kw):
     if cfg.engine.backend == "ray":
         ensure_ray(cfg.engine.address)
     write_config_section(output_dir, "federate", cfg)
+    from gptfl_ray.plots import partition_plot
+    from gptfl_ray.tracking import Tracker
+
     t0 = time.perf_counter()
-    with round_progress() as progress:
+    with Tracker.create(kw["track"], output_dir, kw["mlflow_uri"], kw["mlflow_experiment"]) as tracker, round_progress() as progress:
+        tracker.log_config(read_config(output_dir))
+        track_round = tracker.on_round("federate")
         bar = progress.add_task(f"{cfg.fl.strategy} on {cfg.data.dataset}", total=cfg.fl.rounds, status="")
 
         def on_round(m: dict) -> None:
             status = f"val acc {m['val_accuracy']:.3f}" if "val_accuracy" in m else ""
             progress.update(bar, completed=m["round"], **({"status": status} if status else {}))
+            track_round(m)
 
         res = run_federation(cfg, task.dataset, task.parts, output_dir, resume=kw["resume"], on_round=on_round)
+        partition_plot(task.parts, task.dataset.y_train, task.dataset.class_names, output_dir / "plots" / "partition.png",
+                       title=f"label distribution: {cfg.data.dataset}, {cfg.data.clients} clients, {cfg.data.partition}")
+        tracker.backfill_run(output_dir)
+        tracker.log_run_artifacts(output_dir)
     console.print(results_table(f"{cfg.fl.strategy}: {cfg.data.dataset}, {cfg.data.clients} clients, {res.num_params:,} parameters", res.history))
     last = res.history[-1]
     val = f"validation {last['val_accuracy']:.4f}, " if "val_accuracy" in last else ""

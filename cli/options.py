@@ -96,6 +96,11 @@ RUN_OPTIONS = [
     opt("resume", bool, False, "Continue the run in --output-dir where it stopped."),
     opt("overwrite", bool, False, "Replace the results already in --output-dir."),
 ]
+TRACK_OPTIONS = [
+    opt("track", Optional[str], None, "Experiment tracking sinks, comma-separated: tensorboard, mlflow (pip install 'gptfl-ray[track]')."),
+    opt("mlflow_uri", Optional[str], None, "MLflow tracking URI (default: a file store in <run>/mlruns)."),
+    opt("mlflow_experiment", str, "gptfl-ray", "MLflow experiment name."),
+]
 FEDERATE_KEYS = [p.name for group in (DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS) for p in group]
 
 

@@ -66,6 +66,9 @@ def pretrain_cmd(**kw):
         val = ("-", "-") if "val_accuracy" not in h else (f"{h['val_accuracy']:.4f}", f"{h['val_loss']:.4f}")
         table.add_row(str(h["epoch"]), f"{h['train_loss']:.4f}", *val, f"{h['accuracy']:.4f}", f"{h['macro_f1']:.4f}")
     console.print(table)
+    from gptfl_ray.plots import pretrain_curve
+
+    pretrain_curve(res.history, run_dir / "plots" / "pretrain_curve.png")
     console.print(f"{res.model_path} (last epoch; best validation epoch kept in {res.best_path.name}) in {res.wall_s:.1f}s", highlight=False)
 
 

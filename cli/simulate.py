@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gptfl_ray.cli.common import console, guarded
-from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, opt, with_options
+from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, TRACK_OPTIONS, opt, with_options
 
 SIM_OPTIONS = [
     opt("variants", Optional[str], None, "Comma-separated: fedavg, synthetic, gptfl, fgl (default fedavg,synthetic,gptfl; fgl adds fgl_rounds with --fgl-rounds)."),
@@ -88,13 +88,15 @@ def method_variants(method: str | None, variants: str | None) -> str | None:
     return METHODS[method]
 
 
-@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS, SIM_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, FGL_OPTIONS, RUN_OPTIONS)
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS, SIM_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, FGL_OPTIONS, TRACK_OPTIONS, RUN_OPTIONS)
 def simulate(**kw):
     """GPT-FL end to end: prompts -> synthetic data -> server pre-training -> FL fine-tuning,
     beside standard FL and the synthetic-only model. With no options: the embedded digits task."""
     from gptfl_ray.methods.gptfl import prepare_simulation, run_simulation, save_simulate_config, simulate_config
     from gptfl_ray.ray_runtime import ensure_ray
+    from gptfl_ray.plots import plot_inputs
     from gptfl_ray.report import plot_variants, variants_table, write_summary
+    from gptfl_ray.tracking import Tracker, check_track
     from gptfl_ray.runio import load_toml_file, read_config
 
     run_dir = kw["output_dir"] or Path("runs/simulate")
@@ -102,6 +104,7 @@ def simulate(**kw):
     if kw["resume"] and not file_cfg:
         file_cfg = read_config(run_dir)
     cfg = simulate_config(file_cfg, split_options(kw))
+    check_track(kw["track"])
     prepared = prepare_simulation(cfg)  # every input check first: --overwrite deletes nothing on bad input
     check_run_dir(run_dir, cfg, kw["overwrite"])
     uses_ray = cfg.federate.engine.backend == "ray" or cfg.generate.engine == "ray" or cfg.pretrain.train_workers > 0
@@ -110,10 +113,15 @@ def simulate(**kw):
         with console.status("starting Ray" if not cfg.federate.engine.address else f"joining Ray at {cfg.federate.engine.address}"):
             ensure_ray(cfg.federate.engine.address)
     save_simulate_config(run_dir, cfg)
-    with Progress(TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
-        summary = run_simulation(cfg, run_dir, hooks={"stage": stage_progress(progress)}, prepared=prepared)
-    write_summary(run_dir / "summary.json", summary)
-    plots = plot_variants(summary, run_dir / "plots")
+    with Tracker.create(kw["track"], run_dir, kw["mlflow_uri"], kw["mlflow_experiment"]) as tracker:
+        tracker.log_config(read_config(run_dir))
+        with Progress(TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+            summary = run_simulation(cfg, run_dir, hooks={"stage": stage_progress(progress), "metrics": tracker.on_round}, prepared=prepared)
+        write_summary(run_dir / "summary.json", summary)
+        plots = plot_variants(summary, run_dir / "plots")
+        plots += plot_inputs(run_dir, prepared[0].dataset, prepared[0].parts, title=f"label distribution: {summary['title']}")
+        tracker.backfill_run(run_dir, summary)
+        tracker.log_run_artifacts(run_dir)
     console.print(variants_table(summary, summary["title"]))
     if summary.get("target_is_fedavg_final"):
         console.print(f"target = fedavg's final accuracy ({summary['target_accuracy']:.4f})", highlight=False)

@@ -140,6 +140,9 @@ def generate_cmd(
             on_shard=lambda k, n: bar.advance(task),
         )
     write_config_section(output_dir, "generate", cfg)
+    from gptfl_ray.plots import plot_inputs
+
+    plot_inputs(output_dir, ds)  # the sample grid: what the generator made, at a glance
     console.print(
         f"{manifest['total_rows']} samples in {manifest['num_shards']} shards "
         f"({len(manifest['written_shards'])} written, {manifest['num_shards'] - len(manifest['written_shards'])} kept) "

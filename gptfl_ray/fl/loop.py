@@ -28,6 +28,7 @@ from gptfl_ray.fl.crossdevice import CrossDevice
 from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine
 from gptfl_ray.fl.metrics import HeldOut, round_bytes
 from gptfl_ray.fl.state_store import ClientStateStore
+from gptfl_ray.models.export import model_metadata
 from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat
 from gptfl_ray.models.factory import ModelFactory  # noqa: F401 - re-exported for the methods
@@ -232,5 +233,6 @@ def run_federation(
     finally:
         if own_engine and engine is not None:
             engine.close()
-    save_model_file(eval_model, state.params, out / "model.safetensors")
+    # self-describing: gptfl_ray.load_model rebuilds it from the file alone
+    save_model_file(eval_model, state.params, out / "model.safetensors", metadata=model_metadata(cfg.model.name, cfg.model.norm, dataset))
     return FederationResult(params=state.params, history=history, rounds=rounds, num_params=P, wall_s=time.perf_counter() - t0)

@@ -126,6 +126,7 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
 
     hooks = hooks or {}
     stage = hooks.get("stage", lambda name, total=None: (lambda done: None))
+    metrics_hook = hooks.get("metrics")  # metrics_hook(variant) -> on_round(row), e.g. a tracker's
     run_dir = Path(run_dir)
     times = StageTimes()
     t_all = time.perf_counter()
@@ -169,7 +170,8 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
         elif name in ("fedavg", "gptfl"):
             start = pretrained if name == "gptfl" else init
             root = Path(federate_root) if federate_root is not None else run_dir / "federate"
-            res = _federate_variant(cfg.federate, task, root / name, start, stage(name, cfg.federate.fl.rounds))
+            res = _federate_variant(cfg.federate, task, root / name, start, stage(name, cfg.federate.fl.rounds),
+                                    on_metrics=metrics_hook(name) if metrics_hook else None)
             results[name] = res
             variants[name] = variant_summary(res.history, None, res.num_params, rounds=res.rounds)
         elif name == "fgl":
@@ -214,7 +216,8 @@ def _target_fields(hist: list[dict], target: float | None) -> dict:
     }
 
 
-def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.ndarray | None, on_round) -> FederationResult:
+def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.ndarray | None, on_round,
+                      on_metrics: Callable[[dict], None] | None = None) -> FederationResult:
     """Run (or resume, or reuse) one FL variant in its own directory."""
     start_key = {"sha256": "random-init" if start is None else hashlib.sha256(np.ascontiguousarray(start).tobytes()).hexdigest()}
     saved = read_config(out) if out.exists() else {}
@@ -227,6 +230,8 @@ def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.nda
 
     def cb(m: dict) -> None:
         progress(m["round"])
+        if on_metrics is not None:
+            on_metrics(m)
 
     return run_federation(fcfg, task.dataset, task.parts, out, resume=same, init_params=start, on_round=cb)
 

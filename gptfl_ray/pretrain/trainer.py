@@ -20,6 +20,7 @@ import numpy as np
 
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.fl.loop import ModelFactory
+from gptfl_ray.models.export import model_metadata, stamp_metadata
 from gptfl_ray.pretrain.config import PretrainConfig
 from gptfl_ray.pretrain.train_loop import numpy_payload, train_loop_per_worker
 from gptfl_ray.runio import atomic_write_json
@@ -76,6 +77,9 @@ def pretrain(
     else:
         _fit_with_ray_train(cfg, loop_cfg, payload, out, on_epoch)
     history = json.loads((out / "history.json").read_text())
+    meta = model_metadata(factory.name, factory.norm, dataset)  # gptfl_ray.load_model needs only the file
+    for name in ("model.safetensors", "best.safetensors"):
+        stamp_metadata(out / name, meta)
     atomic_write_json(out / "metrics.json", {"history": history, "final": history[-1],
                                              "best": best_epoch(history)})
     return PretrainResult(out / "model.safetensors", out / "best.safetensors", history, time.perf_counter() - t0)
