@@ -23,10 +23,18 @@ import torch
 from gptfl_ray.errors import ConfigError
 
 FORMAT = "gptfl-ray/model-v1"
+# One header key holding sorted JSON: safetensors writes its metadata map in hash order, so
+# several keys would make the bytes (and the hashes reproducibility checks compare) vary per run.
+HEADER_KEY = "gptfl_ray"
 
 
 def model_metadata(model_name: str, norm: str, dataset) -> dict[str, str]:
-    """The header metadata (strings only, as safetensors requires) for a model of `dataset`."""
+    """The safetensors header metadata for a model of `dataset` (see `describe` for its content)."""
+    return {HEADER_KEY: json.dumps(describe(model_name, norm, dataset), sort_keys=True)}
+
+
+def describe(model_name: str, norm: str, dataset) -> dict[str, Any]:
+    """What rebuilding and feeding the model needs: network, shapes, classes, preprocessing."""
     from gptfl_ray import __version__
 
     modality = dataset.modality
@@ -45,18 +53,19 @@ def model_metadata(model_name: str, norm: str, dataset) -> dict[str, str]:
         "norm": norm,
         "dataset": dataset.name,
         "modality": modality,
-        "input_shape": json.dumps(list(dataset.input_shape)),
-        "raw_shape": json.dumps(list(dataset.x_train.shape[1:])),
-        "num_classes": str(dataset.num_classes),
-        "class_names": json.dumps(list(dataset.class_names)),
-        "max_value": repr(float(dataset.max_value)),
-        "mean": json.dumps(list(dataset.mean)),
-        "std": json.dumps(list(dataset.std)),
-        "preprocessing": json.dumps(preprocessing),
+        "input_shape": list(dataset.input_shape),
+        "raw_shape": list(dataset.x_train.shape[1:]),
+        "num_classes": int(dataset.num_classes),
+        "class_names": list(dataset.class_names),
+        "max_value": float(dataset.max_value),
+        "mean": [float(v) for v in dataset.mean],
+        "std": [float(v) for v in dataset.std],
+        "preprocessing": preprocessing,
     }
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The model description of a gptfl-ray file ({} for a file without one)."""
     from safetensors import safe_open
 
     p = Path(path)
@@ -64,9 +73,10 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise ConfigError("model file", f"{p} does not exist")
     try:
         with safe_open(str(p), framework="pt") as fh:
-            return dict(fh.metadata() or {})
+            header = dict(fh.metadata() or {})
     except Exception as exc:
         raise ConfigError("model file", f"{p} is not a readable safetensors file ({exc})") from None
+    return json.loads(header[HEADER_KEY]) if HEADER_KEY in header else {}
 
 
 def stamp_metadata(path: str | Path, metadata: dict[str, str]) -> Path:
@@ -90,12 +100,12 @@ class ExportedModel(torch.nn.Module):
     `predict` take raw samples in the data set's own units (uint8 pixels, 0-16 digit counts,
     float waveforms)."""
 
-    def __init__(self, net: torch.nn.Module, metadata: dict[str, str]):
+    def __init__(self, net: torch.nn.Module, metadata: dict[str, Any]):
         super().__init__()
         self.net = net.eval()
         self.metadata = dict(metadata)
-        self.class_names: tuple[str, ...] = tuple(json.loads(metadata["class_names"]))
-        self.input_shape: tuple[int, ...] = tuple(json.loads(metadata["input_shape"]))
+        self.class_names: tuple[str, ...] = tuple(metadata["class_names"])
+        self.input_shape: tuple[int, ...] = tuple(metadata["input_shape"])
         self._prep = _preparer(metadata)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,18 +125,18 @@ class ExportedModel(torch.nn.Module):
         return self.predict_proba(raw, batch_size).argmax(1)
 
 
-def _preparer(meta: dict[str, str]):
+def _preparer(meta: dict[str, Any]):
     """An empty Dataset that carries only the preprocessing, so `prepare` is the training code."""
     from gptfl_ray.data.base import Dataset
 
-    raw_shape = tuple(json.loads(meta["raw_shape"]))
-    pre = json.loads(meta["preprocessing"])
+    raw_shape = tuple(meta["raw_shape"])
+    pre = meta["preprocessing"]
     empty = np.zeros((0, *raw_shape), np.float32)
     labels = np.zeros(0, np.int64)
     extra = {"sample_rate": pre["sample_rate"]} if meta["modality"] == "audio" else {}
-    return Dataset(name=meta.get("dataset", "exported"), modality=meta["modality"], class_names=tuple(json.loads(meta["class_names"])),
+    return Dataset(name=meta.get("dataset", "exported"), modality=meta["modality"], class_names=tuple(meta["class_names"]),
                    x_train=empty, y_train=labels, x_test=empty, y_test=labels,
-                   max_value=float(meta["max_value"]), mean=tuple(json.loads(meta["mean"])), std=tuple(json.loads(meta["std"])),
+                   max_value=float(meta["max_value"]), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
                    extra=extra)
 
 
@@ -139,6 +149,6 @@ def load_model(path: str | Path) -> ExportedModel:
     if meta.get("format") != FORMAT:
         raise ConfigError("model file", f"{path} carries no gptfl-ray metadata (written before model export, "
                                         "or by another tool); rebuild the model and use models.io.load_model_file")
-    net = build_model(meta["model"], tuple(json.loads(meta["input_shape"])), int(meta["num_classes"]), norm=meta["norm"])
+    net = build_model(meta["model"], tuple(meta["input_shape"]), int(meta["num_classes"]), norm=meta["norm"])
     load_model_file(net, path, option="model file")
     return ExportedModel(net, meta)

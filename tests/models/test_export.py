@@ -14,7 +14,7 @@ from gptfl_ray.data import load_dataset
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.metrics import evaluate
-from gptfl_ray.models.export import ExportedModel, model_metadata, read_metadata
+from gptfl_ray.models.export import ExportedModel, describe, model_metadata, read_metadata
 from gptfl_ray.models.io import save_model_file
 
 
@@ -45,9 +45,9 @@ def test_load_model_on_a_federate_file_predicts_as_the_run_evaluated(federated):
 def test_metadata_names_model_shape_classes_and_preprocessing(federated):
     meta = read_metadata(federated / "model.safetensors")
     assert meta["model"] == "cnn" and meta["dataset"] == "digits" and meta["modality"] == "image"
-    assert json.loads(meta["input_shape"]) == [1, 8, 8]
-    assert json.loads(meta["class_names"])[0] == "0"
-    pre = json.loads(meta["preprocessing"])
+    assert meta["input_shape"] == [1, 8, 8] and meta["num_classes"] == 10
+    assert meta["class_names"][0] == "0"
+    pre = meta["preprocessing"]
     assert pre["kind"] == "scale-normalise" and pre["max_value"] == 16.0
 
 
@@ -65,7 +65,17 @@ def test_audio_preprocessing_is_the_training_front_end():
     waves = rng.normal(0, 0.1, (3, 4000)).astype(np.float32)
     ds = Dataset("toy-audio", "audio", ("yes", "no"), waves, np.array([0, 1, 0]), waves[:2], np.array([0, 1]),
                  max_value=1.0, mean=(0.0,), std=(1.0,), extra={"sample_rate": 16_000})
-    meta = model_metadata("fedaudio", "default", ds)
+    meta = describe("fedaudio", "default", ds)
     exported = ExportedModel(torch.nn.Identity(), meta)
     np.testing.assert_array_equal(exported.preprocess(waves), ds.prepare(waves))
-    assert json.loads(meta["preprocessing"])["kind"] == "log-mel"
+    assert meta["preprocessing"]["kind"] == "log-mel" and meta["input_shape"] == list(ds.input_shape)
+
+
+def test_header_bytes_are_deterministic(tmp_path):
+    ds = load_dataset("digits")
+    meta = model_metadata("cnn", "default", ds)
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    for p in (a, b):
+        torch.manual_seed(0)
+        save_model_file(torch.nn.Linear(3, 2), None, p, metadata=meta)
+    assert a.read_bytes() == b.read_bytes() and read_metadata(a)["model"] == "cnn"
