@@ -68,6 +68,7 @@ class Aggregate:
     delta: np.ndarray  # weighted mean of client updates (float32)
     num_clients: int
     total_weight: float
+    plain_delta: np.ndarray | None = None  # unweighted mean of client updates (SCAFFOLD's server step)
     control_delta: np.ndarray | None = None  # unweighted mean of control-variate updates
     gradient_diversity: float = float("nan")
     train_loss: float = float("nan")
@@ -88,6 +89,7 @@ def finalize(partial: PartialSum) -> Aggregate:
         delta=delta,
         num_clients=partial.count,
         total_weight=partial.weight,
+        plain_delta=(partial.plain / partial.count).astype(np.float32),
         control_delta=control,
         gradient_diversity=gradient_diversity(partial.sq_norms, partial.plain),
         train_loss=partial.loss_sum / partial.weight,

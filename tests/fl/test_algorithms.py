@@ -88,8 +88,10 @@ def test_fedopt_by_hand(variant, expected_v):
 
 def test_scaffold_server_moves_control_by_sampled_fraction():
     algo = Scaffold(num_clients=4)
-    s = algo.server_update(algo.init(X0), agg(control=np.array([2.0, -2.0, 4.0], np.float32)))
-    np.testing.assert_allclose(s.params, [0.5, 5.0, 4.0])
+    plain = np.array([0.0, 1.0, -1.0], np.float32)  # (D1 + D2) / 2: Algorithm 1 averages uniformly
+    a = Aggregate(delta=MEAN, num_clients=2, total_weight=4.0, plain_delta=plain, control_delta=np.array([2.0, -2.0, 4.0], np.float32))
+    s = algo.server_update(algo.init(X0), a)
+    np.testing.assert_allclose(s.params, X0 + plain)
     np.testing.assert_allclose(s.slots["c"], [1.0, -1.0, 2.0])  # 2/4 of the mean control change
 
 
@@ -98,6 +100,7 @@ def test_scaffold_control_mean_is_unweighted():
     p.add(D1, 1.0, control=np.array([2.0, 0.0, 0.0]))
     p.add(D2, 3.0, control=np.array([0.0, 2.0, 0.0]))
     np.testing.assert_allclose(finalize(p).control_delta, [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(finalize(p).plain_delta, (D1 + D2) / 2)
 
 
 def test_unknown_strategy_names_the_option():

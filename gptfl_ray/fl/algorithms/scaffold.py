@@ -1,9 +1,13 @@
-"""SCAFFOLD (Karimireddy et al., ICML 2020), option II control variates.
+"""SCAFFOLD (Karimireddy et al., ICML 2020), Algorithm 1 with option II control variates.
 
-Clients correct every local gradient by (c - c_i) and return, with their model delta, the
-change of their own control variate (computed in `fl/client.py`):
-    c_i+ = c_i - c - delta_i / (K * lr_local)
-The server moves x by the mean delta and c by |S|/N times the mean control change.
+Clients correct every local gradient by (c - c_i) and return, with their model delta
+Delta y_i = y_i - x, the change of their own control variate (computed in `fl/client.py`):
+    c_i+ = c_i - c + (x - y_i) / (K * lr_local),   Delta c_i = c_i+ - c_i
+The server (Algorithm 1, lines 16-17) averages both uniformly over the sampled clients S:
+    x <- x + lr_g * (1/|S|) sum_S Delta y_i,   c <- c + (1/N) sum_S Delta c_i
+Uniform, not by sample count: c tracks (1/N) sum_i c_i, the gradient of the uniform mean of the
+client objectives, and a sample-weighted model step would follow a different objective than the
+one the correction steers every client towards.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ class Scaffold:
         return ServerState(params=p, slots={"c": np.zeros_like(p)})
 
     def server_update(self, state: ServerState, agg: Aggregate) -> ServerState:
-        if agg.control_delta is None:
-            raise ValueError("SCAFFOLD needs control-variate updates from the clients")
-        params = state.params + np.float32(self.server_lr) * agg.delta
+        if agg.control_delta is None or agg.plain_delta is None:
+            raise ValueError("SCAFFOLD needs the unweighted mean update and control-variate updates from the clients")
+        params = state.params + np.float32(self.server_lr) * agg.plain_delta
+        # agg.control_delta is the mean over S; (|S|/N) * mean = (1/N) * sum over S
         frac = np.float32(agg.num_clients / self.num_clients)
         c = state.slots["c"] + frac * agg.control_delta
         return state.with_(params=params.astype(np.float32), round=state.round + 1, slots={"c": c.astype(np.float32)})
