@@ -8,6 +8,7 @@ correction c - c_i (Karimireddy et al. 2020). The update is returned as a flat d
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,21 @@ def param_layout(model: torch.nn.Module) -> tuple[list[tuple[torch.nn.Parameter,
     return out, (np.concatenate(mask_parts) if mask_parts else np.zeros(0, bool))
 
 
+_TORCH_TAG = 0x70C4  # separates torch's stream (dropout masks, augmentation) from the shuffle's
+
+
+@contextmanager
+def client_rng(seed: int, device: torch.device):
+    """torch's global generators seeded from the client's seed for the duration of its update,
+    and restored afterwards: dropout masks and any augmentation then depend on (seed, round,
+    client) only, not on which executor ran the client or what it ran before (DESIGN rule 4)."""
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    torch_seed = int(np.random.SeedSequence([seed, _TORCH_TAG]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(torch_seed)
+        yield
+
+
 def client_update(
     model: torch.nn.Module,
     global_params: np.ndarray,
@@ -71,7 +87,15 @@ def client_update(
     control: tuple[np.ndarray, np.ndarray] | None = None,
     layout=None,
 ) -> ClientResult:
-    """Train `model` from `global_params` on (x, y); x and y already sit on the model's device."""
+    """Train `model` from `global_params` on (x, y); x and y already sit on the model's device.
+    Every random draw derives from `seed`: the shuffle from its own generator, the rest from
+    torch's, seeded by `client_rng`."""
+    with client_rng(seed, x.device):
+        return _client_update(model, global_params, x, y, cfg, seed, client_id=client_id, prox_mu=prox_mu,
+                              control=control, layout=layout)
+
+
+def _client_update(model, global_params, x, y, cfg, seed, *, client_id, prox_mu, control, layout) -> ClientResult:
     device = x.device
     set_flat(model, global_params)
     model.train()
