@@ -123,6 +123,10 @@ def simulate(**kw):
         tracker.backfill_run(run_dir, summary)
         tracker.log_run_artifacts(run_dir)
     console.print(variants_table(summary, summary["title"]))
+    prompts = summary.get("prompts") or {}
+    if prompts.get("template_fallback"):
+        console.print(f"[yellow]warning:[/] the LLM named the label too rarely; {prompts['template_fallback']} of "
+                      f"{prompts['total']} prompts fell back to class templates (summary.json: prompts)", highlight=False)
     if summary.get("target_is_fedavg_final"):
         console.print(f"target = fedavg's final accuracy ({summary['target_accuracy']:.4f})", highlight=False)
     console.print(f"done in {time.perf_counter() - t0:.1f}s -> {run_dir}/summary.json, {', '.join(p.name for p in plots)}", highlight=False)

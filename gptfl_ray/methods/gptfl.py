@@ -138,7 +138,7 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
     # Stages 1-2: prompts and synthetic data (paper 3.1-3.2), reused when already complete.
     if cfg.needs_synthetic:
         t0 = time.perf_counter()
-        prompts_mod.ensure_prompts(cfg.prompts, ds, run_dir)
+        prompt_info = prompt_counts(prompts_mod.ensure_prompts(cfg.prompts, ds, run_dir), cfg.prompts.style)
         times.add("prompts", t0)
         t0 = time.perf_counter()
         pipeline.ensure_generated(cfg.generate, ds, run_dir, progress=stage("generate"))
@@ -199,10 +199,19 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
         "target_accuracy": target,
         "target_is_fedavg_final": cfg.target_accuracy is None and "fedavg" in variants,
         "variants": variants,
+        **({"prompts": prompt_info} if cfg.needs_synthetic else {}),
         "stage_seconds": times.seconds,
         "title": f"{ds.name} / {cfg.federate.model.name} / {cfg.federate.fl.strategy} / {cfg.federate.data.clients} clients, Dir({cfg.federate.data.alpha})",
     }
     return summary
+
+
+def prompt_counts(rows: list[dict], style: str) -> dict:
+    """How many prompts the LLM wrote and how many fell back to class templates (`--style llm`:
+    an LLM that rarely names the label leaves the rest to templates). Read from the rows, so a
+    reused prompts file reports the same counts as the run that made it."""
+    llm = sum(r.get("style") == "llm" for r in rows)
+    return {"style": style, "total": len(rows), "llm": llm, "template_fallback": len(rows) - llm if style == "llm" else 0}
 
 
 def _target_fields(hist: list[dict], target: float | None) -> dict:
