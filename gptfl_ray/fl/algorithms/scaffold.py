@@ -8,6 +8,11 @@ The server (Algorithm 1, lines 16-17) averages both uniformly over the sampled c
 Uniform, not by sample count: c tracks (1/N) sum_i c_i, the gradient of the uniform mean of the
 client objectives, and a sample-weighted model step would follow a different objective than the
 one the correction steers every client towards.
+
+The local learning rate must be small against 1/(K L): c_i+ is the mean gradient along the
+client's own path, which -c_i pushes, so a too-large step lets one client's c_i grow on every
+visit and spread through c (digits from the GPT-FL start: NaN by round 16 at lr 0.1, stable at
+0.05; benchmarks/README.md, "GPT-FL + SCAFFOLD").
 """
 
 from __future__ import annotations
