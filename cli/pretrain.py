@@ -36,10 +36,10 @@ def pretrain_cmd(**kw):
     from gptfl_ray.fl.loop import ModelFactory
     from gptfl_ray.methods.task import check_model
     from gptfl_ray.pretrain.config import PretrainConfig
-    from gptfl_ray.pretrain.trainer import pretrain
+    from gptfl_ray.pretrain.trainer import pretrain_on_shards
     from gptfl_ray.ray_runtime import ensure_ray
     from gptfl_ray.runio import write_config_section
-    from gptfl_ray.synth.store import load_synthetic
+    from gptfl_ray.synth.store import check_manifest_matches, read_manifest, shard_paths
 
     cfg = PretrainConfig(epochs=kw["epochs"], batch_size=kw["batch_size"], lr=kw["lr"], momentum=kw["momentum"],
                          weight_decay=kw["weight_decay"], augment=kw["augment"], train_workers=kw["train_workers"],
@@ -47,7 +47,10 @@ def pretrain_cmd(**kw):
     check_model(kw["model"], kw["norm"])
     ds = load_dataset(kw["dataset"], data_dir=kw["data_dir"], seed=kw["seed"])
     run_dir = kw["output_dir"]
-    x, y = load_synthetic(run_dir, ds)
+    manifest = read_manifest(run_dir)
+    check_manifest_matches(manifest, ds)
+    shard_paths(run_dir, manifest)  # complete and hash-checked before any worker starts
+    n_syn = int(manifest["total_rows"])
     if cfg.train_workers > 0:
         ensure_ray(kw["address"])
     factory = ModelFactory(kw["model"], ds.input_shape, ds.num_classes, kw["norm"], seed=kw["seed"])
@@ -55,11 +58,12 @@ def pretrain_cmd(**kw):
 
     with Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("pretrain", total=cfg.epochs)
-        res = pretrain(cfg, factory, ds, x, y, run_dir / "pretrain", on_epoch=lambda e: bar.update(task, completed=e))
+        res = pretrain_on_shards(cfg, factory, ds, run_dir, run_dir / "pretrain",
+                                 on_epoch=lambda e: bar.update(task, completed=e))
     write_config_section(run_dir, "pretrain", cfg)
     from rich.table import Table
 
-    table = Table(title=f"pre-training {kw['model']} on {len(y)} synthetic samples; real validation and test sets")
+    table = Table(title=f"pre-training {kw['model']} on {n_syn} synthetic samples; real validation and test sets")
     for c in ("epoch", "train loss", "val acc.", "val loss", "test acc.", "test macro-F1"):
         table.add_column(c, justify="right")
     for h in res.history:

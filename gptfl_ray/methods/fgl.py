@@ -219,10 +219,10 @@ def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> On
     key = {**dataclasses.asdict(cfg.pretrain), "model": cfg.federate.model.name, "norm": cfg.federate.model.norm,
            "synthetic": manifest.get("sha256", ""), "init_pretrained": cfg.init_pretrained}
     if not ((model_dir / "model.safetensors").exists() and _same_key(out, "train_key", key)):
-        from gptfl_ray.pretrain.trainer import pretrain
+        from gptfl_ray.pretrain.trainer import pretrain_on_shards
 
-        x_syn, y_syn = store.load_synthetic(out, ds)
-        pretrain(cfg.pretrain, factory, ds, x_syn, y_syn, model_dir, on_epoch=stage("fgl train", cfg.pretrain.epochs), init_params=init)
+        pretrain_on_shards(cfg.pretrain, factory, ds, out, model_dir, on_epoch=stage("fgl train", cfg.pretrain.epochs),
+                           init_params=init)
         write_config_section(out, "train_key", key)
     params = get_flat(load_model_file(factory(), model_dir / "model.safetensors", option="--output-dir"))
     held_out = HeldOut(ds)

@@ -151,10 +151,10 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
         pre_key = {**dataclasses.asdict(cfg.pretrain), "model": cfg.federate.model.name, "norm": cfg.federate.model.norm,
                    "synthetic": manifest_sha, "init_pretrained": cfg.init_pretrained}
         if not ((pre_dir / "model.safetensors").exists() and _same("pretrain_key", run_dir, pre_key)):
-            from gptfl_ray.pretrain.trainer import pretrain
+            from gptfl_ray.pretrain.trainer import pretrain_on_shards
 
-            x_syn, y_syn = store.load_synthetic(run_dir, ds)
-            pretrain(cfg.pretrain, factory, ds, x_syn, y_syn, pre_dir, on_epoch=stage("pretrain", cfg.pretrain.epochs), init_params=init)
+            pretrain_on_shards(cfg.pretrain, factory, ds, run_dir, pre_dir, on_epoch=stage("pretrain", cfg.pretrain.epochs),
+                               init_params=init)
             write_config_section(run_dir, "pretrain_key", pre_key)
         times.add("pretrain", t0)
         pretrained = get_flat(load_model_file(factory(), pre_dir / "model.safetensors", option="--output-dir"))
