@@ -21,9 +21,9 @@ TEST_NAMES = {"x_test", "y_test"}
 DEFINING = "data/"
 REPORTING_SITES = {
     ("fl/metrics.py", "HeldOut.__init__"): "prepares the test split for the reported test columns",
-    ("pretrain/trainer.py", "pretrain"): "ships the test split to the workers, which only report it",
+    ("pretrain/trainer.py", "_held_out"): "ships the test split to rank 0, which only reports it",
     ("pretrain/train_loop.py", "train_loop_per_worker"): "scores each epoch on test for the report; best reads val_accuracy",
-    ("pretrain/train_loop.py", "numpy_payload"): "packs the test arrays for the workers",
+    ("pretrain/train_loop.py", "eval_payload"): "packs the test arrays for rank 0's report",
 }
 
 

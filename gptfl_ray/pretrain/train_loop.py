@@ -180,17 +180,3 @@ def eval_payload(x_test: np.ndarray, y_test: np.ndarray, x_val: np.ndarray | Non
         out["x_val"] = np.ascontiguousarray(x_val, dtype=np.float32)
         out["y_val"] = np.ascontiguousarray(y_val, dtype=np.int64)
     return out
-
-
-def numpy_payload(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                  x_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> dict:
-    out = {
-        "x": np.ascontiguousarray(x, dtype=np.float32),
-        "y": np.ascontiguousarray(y, dtype=np.int64),
-        "x_test": np.ascontiguousarray(x_test, dtype=np.float32),
-        "y_test": np.ascontiguousarray(y_test, dtype=np.int64),
-    }
-    if y_val is not None and len(y_val):
-        out["x_val"] = np.ascontiguousarray(x_val, dtype=np.float32)
-        out["y_val"] = np.ascontiguousarray(y_val, dtype=np.int64)
-    return out
