@@ -15,7 +15,7 @@ from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGI
 from gptfl_ray.cli.simulate import PRETRAIN_OPTIONS, SYNTH_OPTIONS, split_options, stage_progress
 from gptfl_ray.errors import ConfigError
 
-bench_app = typer.Typer(help="Benchmarks: client-sampling rates and communication cost to a target accuracy.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: client-sampling rates, communication cost to a target accuracy, accuracy under DP and under stragglers.", no_args_is_help=True)
 
 COMMON = [
     opt("config", Optional[Path], None, "TOML preset (configs/) the benchmark starts from."),
@@ -122,6 +122,77 @@ def comm(**kw):
                       f"{r['bytes'] / 1e6:.2f}" if reached else "-")
     console.print(table)
     png = plot_comm(result, Path(kw["output_dir"]) / "comm.png")
+    console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
+
+
+FL_NO_SEED = [p for p in FL_OPTIONS if p.name != "seed"]
+DP_NO_TARGET = [p for p in DP_OPTIONS if p.name not in ("dp_epsilon", "dp_noise")]
+
+
+@bench_app.command("privacy")
+@guarded
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_NO_SEED, DP_NO_TARGET, ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
+    opt("epsilons", str, "1,2,4,8", "Privacy budgets epsilon for the whole run (comma-separated); no DP is always added."),
+    opt("seeds", int, 3, "Seeds 0..n-1; results are mean and spread over them."),
+    opt("output_dir", Path, Path("runs/bench-privacy"), "Benchmark directory."),
+])
+def privacy(**kw):
+    """GPT-FL vs FedAvg final accuracy against the DP budget epsilon (DP-FedAvg, calibrated noise)."""
+    from gptfl_ray.bench_crossdevice import bench_privacy, plot_privacy
+
+    eps = _floats(kw["epsilons"], "--epsilons", 0.0, 1e6)
+    if kw["seeds"] < 1:
+        raise ConfigError("--seeds", f"must be >= 1, got {kw['seeds']}")
+    cfg = _base_config({**kw, "seed": None, "dp_epsilon": None, "dp_noise": None, **{p.name: None for p in DEVICE_OPTIONS}})
+    with _progress() as progress:
+        result = bench_privacy(cfg, kw["output_dir"], eps, list(range(kw["seeds"])), stage=stage_progress(progress))
+    table = Table(title=f"{result['dataset']}: test accuracy after {result['rounds']} rounds against epsilon "
+                        f"(delta {result['delta']:g}), {result['clients']} clients, {len(result['seeds'])} seeds")
+    for c in ("epsilon", "method", "noise z", "accuracy mean", "std", "val. accuracy"):
+        table.add_column(c, justify="right")
+    for r in result["rows"]:
+        table.add_row("no DP" if r["epsilon"] is None else f"{r['epsilon']:g}", r["method"],
+                      "-" if r["noise_multiplier"] is None else f"{r['noise_multiplier']:.3f}",
+                      f"{r['final_accuracy_mean']:.4f}", f"{r['final_accuracy_std']:.4f}", f"{r['final_val_accuracy_mean']:.4f}")
+    console.print(table)
+    png = plot_privacy(result, Path(kw["output_dir"]) / "privacy.png")
+    console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
+
+
+@bench_app.command("devices")
+@guarded
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_NO_SEED, DEVICE_OPTIONS, ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
+    opt("deadline_quantile", float, 0.7, "The deadline policy's deadline: the share of all clients that would meet it."),
+    opt("over_select_factor", float, 1.3, "The over-selection policy: ask this many times k, keep the first k."),
+    opt("seeds", int, 3, "Seeds 0..n-1; results are mean and spread over them."),
+    opt("output_dir", Path, Path("runs/bench-devices"), "Benchmark directory."),
+])
+def devices(**kw):
+    """GPT-FL vs FedAvg accuracy against simulated wall-clock time under lognormal stragglers."""
+    from gptfl_ray.bench_crossdevice import POLICIES, bench_devices, plot_devices
+
+    if not 0 < kw["deadline_quantile"] <= 1:
+        raise ConfigError("--deadline-quantile", f"must be in (0, 1], got {kw['deadline_quantile']}")
+    if kw["over_select_factor"] < 1:
+        raise ConfigError("--over-select-factor", f"must be >= 1, got {kw['over_select_factor']}")
+    if kw["seeds"] < 1:
+        raise ConfigError("--seeds", f"must be >= 1, got {kw['seeds']}")
+    if kw["deadline"] is not None or kw["over_select"] is not None:
+        raise ConfigError("--deadline", "the benchmark sets each policy's deadline and over-selection itself; "
+                          f"use --deadline-quantile and --over-select-factor (policies: {', '.join(POLICIES)})")
+    cfg = _base_config({**kw, "seed": None, **{p.name: None for p in DP_OPTIONS}})
+    with _progress() as progress:
+        result = bench_devices(cfg, kw["output_dir"], list(range(kw["seeds"])), kw["deadline_quantile"], kw["over_select_factor"],
+                               stage=stage_progress(progress))
+    table = Table(title=f"{result['dataset']}: {result['rounds']} rounds under {result['devices']['devices']} devices, "
+                        f"{result['clients']} clients, {len(result['seeds'])} seeds")
+    for c in ("policy", "method", "accuracy mean", "std", "sim. time (s)", "stragglers dropped", "surplus discarded"):
+        table.add_column(c, justify="right")
+    for r in result["rows"]:
+        table.add_row(r["policy"], r["method"], f"{r['final_accuracy_mean']:.4f}", f"{r['final_accuracy_std']:.4f}",
+                      f"{r['sim_time_mean']:.1f} ± {r['sim_time_std']:.1f}", f"{r['stragglers_mean']:.1f}", f"{r['surplus_mean']:.1f}")
+    console.print(table)
+    png = plot_devices(result, Path(kw["output_dir"]) / "devices.png")
     console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
 
 

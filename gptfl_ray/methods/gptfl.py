@@ -251,7 +251,7 @@ def _resumable(saved: dict | None, new: dict) -> bool:
     if saved is None:
         return False
     loose = {"rounds", "eval_every", "checkpoint_every"}
-    for sec in ("data", "model", "fl"):
+    for sec in ("data", "model", "fl", "privacy", "devices"):
         a = {k: v for k, v in saved.get(sec, {}).items() if k not in loose}
         b = {k: v for k, v in new.get(sec, {}).items() if k not in loose}
         if a != b:
