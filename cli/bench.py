@@ -164,6 +164,7 @@ def privacy(**kw):
 @with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_NO_SEED, DEVICE_OPTIONS, ENGINE_OPTIONS, SYNTH_OPTIONS, PRETRAIN_OPTIONS, COMMON, [
     opt("deadline_quantile", float, 0.7, "The deadline policy's deadline: the share of all clients that would meet it."),
     opt("over_select_factor", float, 1.3, "The over-selection policy: ask this many times k, keep the first k."),
+    opt("target", float, 0.8, "Report the simulated time until each run first reaches this test accuracy."),
     opt("seeds", int, 3, "Seeds 0..n-1; results are mean and spread over them."),
     opt("output_dir", Path, Path("runs/bench-devices"), "Benchmark directory."),
 ])
@@ -183,14 +184,16 @@ def devices(**kw):
     cfg = _base_config({**kw, "seed": None, **{p.name: None for p in DP_OPTIONS}})
     with _progress() as progress:
         result = bench_devices(cfg, kw["output_dir"], list(range(kw["seeds"])), kw["deadline_quantile"], kw["over_select_factor"],
-                               stage=stage_progress(progress))
+                               _floats(str(kw["target"]), "--target", 0.0, 1.0)[0], stage=stage_progress(progress))
     table = Table(title=f"{result['dataset']}: {result['rounds']} rounds under {result['devices']['devices']} devices, "
                         f"{result['clients']} clients, {len(result['seeds'])} seeds")
-    for c in ("policy", "method", "accuracy mean", "std", "sim. time (s)", "stragglers dropped", "surplus discarded"):
+    for c in ("policy", "method", "accuracy mean", "std", "sim. time (s)", f"s to {result['target']:.0%}", "stragglers dropped", "surplus discarded"):
         table.add_column(c, justify="right")
+    n = len(result["seeds"])
     for r in result["rows"]:
+        hit = "not reached" if r["time_to_target_mean"] is None else f"{r['time_to_target_mean']:.1f}" + ("" if r["reached_target"] == n else f" ({r['reached_target']}/{n})")
         table.add_row(r["policy"], r["method"], f"{r['final_accuracy_mean']:.4f}", f"{r['final_accuracy_std']:.4f}",
-                      f"{r['sim_time_mean']:.1f} ± {r['sim_time_std']:.1f}", f"{r['stragglers_mean']:.1f}", f"{r['surplus_mean']:.1f}")
+                      f"{r['sim_time_mean']:.1f} ± {r['sim_time_std']:.1f}", hit, f"{r['stragglers_mean']:.1f}", f"{r['surplus_mean']:.1f}")
     console.print(table)
     png = plot_devices(result, Path(kw["output_dir"]) / "devices.png")
     console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)

@@ -92,7 +92,7 @@ def deadline_at_quantile(cfg: SimulateConfig, parts, quantile: float, num_params
 
 
 def bench_devices(cfg: SimulateConfig, out_dir: str | Path, seeds: list[int], deadline_quantile: float = 0.7,
-                  over_select: float = 1.3, methods: tuple[str, ...] = ("fedavg", "gptfl"), stage=None) -> dict:
+                  over_select: float = 1.3, target: float = 0.8, methods: tuple[str, ...] = ("fedavg", "gptfl"), stage=None) -> dict:
     out = Path(out_dir)
     cfg = dataclasses.replace(cfg, variants=tuple(methods))
     if not cfg.federate.devices.enabled:
@@ -124,13 +124,14 @@ def bench_devices(cfg: SimulateConfig, out_dir: str | Path, seeds: list[int], de
             sel = [r for r in runs if r["policy"] == policy and r["method"] == m]
             acc, acc_sd = _mean_std([r["final_accuracy"] for r in sel])
             t, t_sd = _mean_std([r["sim_time_s"] for r in sel])
-            rows.append({"policy": policy, "method": m, "final_accuracy_mean": acc, "final_accuracy_std": acc_sd,
+            hits = [h for h in (time_to_accuracy(r["curve"], target) for r in sel) if h is not None]
+            rows.append({"time_to_target_mean": float(np.mean(hits)) if hits else None, "reached_target": len(hits),"policy": policy, "method": m, "final_accuracy_mean": acc, "final_accuracy_std": acc_sd,
                          "sim_time_mean": t, "sim_time_std": t_sd, "stragglers_mean": float(np.mean([r["stragglers"] for r in sel])),
                          "surplus_mean": float(np.mean([r["surplus"] for r in sel])), "n": len(sel)})
     fed = cfg.federate
     result = {"benchmark": "devices", "dataset": fed.data.dataset, "clients": fed.data.clients, "rounds": fed.fl.rounds,
               "clients_per_round": fed.fl.clients_per_round, "sample_rate": fed.fl.sample_rate,
-              "devices": dataclasses.asdict(fed.devices), "deadline_quantile": deadline_quantile, "over_select": over_select,
+              "devices": dataclasses.asdict(fed.devices), "deadline_quantile": deadline_quantile, "over_select": over_select, "target": target,
               "seeds": seeds, "rows": rows, "runs": runs}
     atomic_write_json(out / "bench.json", result)
     return result
