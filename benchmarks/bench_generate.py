@@ -1,6 +1,6 @@
 """Generation throughput: the Ray Data actor pipeline vs a plain loop over the same generator.
 
-GPT-FL section 3.2 runs a generator over every prompt; DESIGN rule 7 runs it as
+GPT-FL section 3.2 runs a generator over every prompt; docs/architecture.md rule 7 runs it as
 `map_batches(Gen, compute=ActorPoolStrategy(size=n))`. This measures what that costs or buys
 against calling the same callable class in a plain Python loop, on the same rows:
 

@@ -1,4 +1,4 @@
-"""Frozen, validated configuration per stage (DESIGN rule 9).
+"""Frozen, validated configuration per stage (docs/architecture.md rule 9).
 
 Typer options and TOML presets both fill these dataclasses; a bad value fails on construction,
 before any work starts, with one line naming the option. `config.toml` in a run directory holds

@@ -89,6 +89,7 @@ def partition_plot(parts: list[np.ndarray], y_train: np.ndarray, class_names, pa
         ax.bar(np.arange(len(shown)), shown[:, c], bottom=bottom, width=0.85, color=cmap(c % cmap.N),
                label=name if len(class_names) <= 20 else None)
         bottom += shown[:, c]
+    ax.set_ylim(0, max(1, int(bottom.max(initial=0))) * 1.05)  # stacked bars do not always autoscale to their tops
     ax.set_xlabel("client" + (f" (first {len(shown)} of {len(counts)})" if len(counts) > len(shown) else ""))
     ax.set_ylabel("training samples")
     ax.set_title(title or f"label distribution over {len(counts)} clients", fontsize=9)

@@ -4,7 +4,7 @@
 included). Without either a single-node Ray starts
 that listens on 127.0.0.1 only, so nothing of a laptop run is reachable from the network:
 Ray picks its node address from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imported, and
-"0" selects loopback (DESIGN.md).
+"0" selects loopback (docs/architecture.md).
 """
 
 from __future__ import annotations

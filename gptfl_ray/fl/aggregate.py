@@ -1,4 +1,4 @@
-"""Aggregation as a running weighted sum (DESIGN rules 2 and 3).
+"""Aggregation as a running weighted sum (docs/architecture.md rules 2 and 3).
 
 Pure numpy, no Ray or transport types. Executors fold each client's update into a
 `PartialSum` as soon as it is computed and return one partial per round; the server merges

@@ -1,4 +1,4 @@
-"""One client's local update (no Ray; DESIGN rule 5).
+"""One client's local update (no Ray; docs/architecture.md rule 5).
 
 Local SGD from the global weights on the client's own samples, with what each algorithm adds
 to the local objective: FedProx's proximal term (Li et al. 2020) and SCAFFOLD's gradient

@@ -1,17 +1,17 @@
 """The Ray backend (`--backend ray`): a pool of executor actors runs each round's sampled clients.
 
-The only Ray file in `fl/` (DESIGN rule 5). Design, and where each idea comes from:
+The only Ray file in `fl/` (docs/architecture.md rule 5). Design, and where each idea comes from:
 
-- Virtual clients are data, not processes (DESIGN rule 6). A fixed pool of actors, each one
+- Virtual clients are data, not processes (docs/architecture.md rule 6). A fixed pool of actors, each one
   `ClientExecutor` holding a model and the training set, runs whichever client ids it is handed;
   10,000 clients cost 10,000 index ranges, not 10,000 processes. This is Flower's simulation
   engine (`flwr.simulation.ray_transport.ray_actor.VirtualClientEngineActorPool`), which sizes
   the pool per node with `pool_size_from_resources`: floor(node CPUs / client CPUs), and the same
   for GPUs when clients ask for them, min over both, summed over alive nodes.
 - Each actor folds its clients into one running weighted sum and returns only that partial, as
-  pfl-research's workers do with their worker-local aggregates (DESIGN rule 3); the driver merges
+  pfl-research's workers do with their worker-local aggregates (docs/architecture.md rule 3); the driver merges
   the partials in actor-index order, so a run is bit-for-bit repeatable for a given pool size and
-  equal within float tolerance across pool sizes (per-client seeds, DESIGN rule 4).
+  equal within float tolerance across pool sizes (per-client seeds, docs/architecture.md rule 4).
 - Objects travel once (Ray docs, "Anti-pattern: passing the same large argument by value
   repeatedly"): the training set is `ray.put` once per engine and read zero-copy from the node's
   object store (numpy arrays deserialize as read-only views of shared memory); the global

@@ -1,6 +1,6 @@
 """A client executor: trains a batch of virtual clients and folds them into one partial sum.
 
-Virtual clients are data (an id and an index array), not processes (DESIGN rule 6). One
+Virtual clients are data (an id and an index array), not processes (docs/architecture.md rule 6). One
 executor holds one model instance and the prepared training set, and runs whichever sampled
 clients it is handed. The local engine calls it in-process; the Ray engine wraps it in actors.
 """

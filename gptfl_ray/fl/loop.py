@@ -1,4 +1,4 @@
-"""The round loop (DESIGN rule 10): sample, run, aggregate, update, evaluate, checkpoint.
+"""The round loop (docs/architecture.md rule 10): sample, run, aggregate, update, evaluate, checkpoint.
 
 Writes into `out_dir`: `metrics.jsonl` (one line per evaluated round: test accuracy under
 `accuracy`, validation accuracy under `val_accuracy`, see fl/metrics.HeldOut), `rounds.jsonl` (one line per round: gradient diversity, bytes, dropped clients),
@@ -47,7 +47,7 @@ class FederationResult:
 def make_engine(cfg: FederateConfig, spec: ExecutorSpec, x, y, parts):
     if cfg.engine.backend == "local":
         return LocalEngine(spec, x, y, parts)
-    from gptfl_ray.fl.engine import RayEngine  # Ray stays at the edge (DESIGN rule 5)
+    from gptfl_ray.fl.engine import RayEngine  # Ray stays at the edge (docs/architecture.md rule 5)
 
     return RayEngine(spec, x, y, parts, cfg.engine)
 

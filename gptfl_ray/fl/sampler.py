@@ -1,6 +1,6 @@
 """Client sampling and per-client randomness, both pure functions of (seed, round[, client]).
 
-DESIGN rule 4 (as pfl-research tests): who trains in a round, and every random choice a client
+docs/architecture.md rule 4 (as pfl-research tests): who trains in a round, and every random choice a client
 makes, depend only on these integers, never on how many executors ran or in which order, so
 results are pool-size independent and a resumed run replays exactly.
 """

@@ -1,6 +1,6 @@
 """FGL settings (Zhang, Qi, Zhao: "Federated Generative Learning with Foundation Models").
 
-A frozen dataclass validated on construction (DESIGN rule 9), kept apart from methods/fgl.py so
+A frozen dataclass validated on construction (docs/architecture.md rule 9), kept apart from methods/fgl.py so
 `SimulateConfig` can hold it without importing the method (fgl.py imports the simulate stages).
 """
 

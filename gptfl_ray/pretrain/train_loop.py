@@ -1,4 +1,4 @@
-"""`train_loop_per_worker`: the per-worker body of server pre-training (DESIGN rule 8).
+"""`train_loop_per_worker`: the per-worker body of server pre-training (docs/architecture.md rule 8).
 
 Trains the downstream model on synthetic samples (GPT-FL section 3.3) and evaluates it on the
 real validation and test sets every epoch, on rank 0 only; the "best" epoch is the best on

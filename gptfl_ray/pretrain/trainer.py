@@ -1,4 +1,4 @@
-"""Wiring: Ray Train's `TorchTrainer` around `train_loop_per_worker` (DESIGN rule 8).
+"""Wiring: Ray Train's `TorchTrainer` around `train_loop_per_worker` (docs/architecture.md rule 8).
 
 `pretrain_on_shards` feeds the synthetic Parquet shards through Ray Data into Ray Train
 (`TorchTrainer(datasets={"train": ...})`, decoded and prepared in Ray Data tasks, ingest.py), so

@@ -1,6 +1,6 @@
 """Resolved configs of the prompts and generate stages (GPT-FL sections 3.1-3.2).
 
-Frozen dataclasses validated on construction (DESIGN rule 9): a bad value fails before any model
+Frozen dataclasses validated on construction (docs/architecture.md rule 9): a bad value fails before any model
 loads or Ray starts, with one ConfigError line that names the CLI option.
 """
 

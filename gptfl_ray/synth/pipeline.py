@@ -1,7 +1,7 @@
 """Synthetic data generation as a Ray Data pipeline (GPT-FL section 3.2).
 
 `ray.data.from_items(shard tasks).map_batches(ShardMaker, compute=ActorPoolStrategy(size=n),
-num_gpus=g)` (DESIGN rule 7, Ray's own stable-diffusion batch-inference recipe): one input row
+num_gpus=g)` (docs/architecture.md rule 7, Ray's own stable-diffusion batch-inference recipe): one input row
 is one shard's prompt rows; the actor generates them in `batch_size` chunks (the GPU batch),
 encodes, writes the shard's Parquet file itself and returns only its manifest entry (file,
 rows, sha256, model revision). No generated sample passes through the driver; the output

@@ -1,4 +1,4 @@
-"""FL algorithms by name, one small file each (DESIGN rule 1)."""
+"""FL algorithms by name, one small file each (docs/architecture.md rule 1)."""
 
 from __future__ import annotations
 

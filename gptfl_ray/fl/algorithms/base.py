@@ -1,4 +1,4 @@
-"""The shape every FL algorithm takes (DESIGN rule 1, after fedjax's algorithms/fed_avg.py).
+"""The shape every FL algorithm takes (docs/architecture.md rule 1, after fedjax's algorithms/fed_avg.py).
 
 An algorithm is a frozen server state plus a pure `server_update(state, aggregate) -> state`,
 and a few flags that tell the client what to add to its local objective.

@@ -1,6 +1,6 @@
 """What every generator shares (GPT-FL section 3.2): the target format and the batch contract.
 
-A generator is a callable class (DESIGN rule 7): it loads its model once in `__init__` and maps
+A generator is a callable class (docs/architecture.md rule 7): it loads its model once in `__init__` and maps
 a batch of prompt rows to a batch of encoded samples in `__call__`, so the same object runs in a
 plain loop or inside `ds.map_batches(Gen, compute=ActorPoolStrategy(...))`. Subclasses only
 implement `generate(batch) -> raw samples in the data set's own units`; encoding to PNG/WAV bytes
