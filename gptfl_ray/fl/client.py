@@ -66,7 +66,7 @@ _TORCH_TAG = 0x70C4  # separates torch's stream (dropout masks, augmentation) fr
 def client_rng(seed: int, device: torch.device):
     """torch's global generators seeded from the client's seed for the duration of its update,
     and restored afterwards: dropout masks and any augmentation then depend on (seed, round,
-    client) only, not on which executor ran the client or what it ran before (DESIGN rule 4)."""
+    client) only, not on which executor ran the client or what it ran before (docs/architecture.md rule 4)."""
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     torch_seed = int(np.random.SeedSequence([seed, _TORCH_TAG]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
     with torch.random.fork_rng(devices=cuda):
