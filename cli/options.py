@@ -89,6 +89,7 @@ ENGINE_OPTIONS = [
     opt("num_actors", Optional[int], None, "Client-executor actors (default: sized from the cluster's resources)."),
     opt("client_cpus", Optional[float], None, "CPUs per client-executor actor."),
     opt("client_gpus", Optional[float], None, "GPUs per client-executor actor; 0.25 puts four on a GPU."),
+    opt("executor", Optional[str], None, "How an executor trains its clients: auto (default) | vectorized (together, torch.func.vmap) | sequential."),
 ]
 RUN_OPTIONS = [
     opt("config", Optional[Path], None, "TOML file (a preset from configs/, or a run's own config.toml)."),

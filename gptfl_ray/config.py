@@ -18,6 +18,7 @@ from gptfl_ray.privacy.dp import DPConfig, check_compatible
 
 PARTITIONS = ("iid", "dirichlet", "shards", "natural")
 BACKENDS = ("local", "ray")
+EXECUTORS = ("auto", "vectorized", "sequential")
 
 
 def _check(cond: bool, option: str, problem: str) -> None:
@@ -120,9 +121,13 @@ class EngineConfig:
     num_actors: int | None = None  # None: sized from the cluster's resources
     client_cpus: float = 1.0
     client_gpus: float = 0.0
+    # Clients of one executor: trained together with torch.func.vmap ("vectorized"), one after
+    # another ("sequential"), or "auto": vectorized wherever the model allows (fl/vectorized.py).
+    executor: str = "auto"
 
     def __post_init__(self):
         check_instance(self)
+        _check(self.executor in EXECUTORS, "--executor", f"unknown executor {self.executor!r}; choose from {', '.join(EXECUTORS)}")
         _check(self.backend in BACKENDS, "--backend", f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
         _check(self.address is None or bool(self.address.strip()), "--address", "is empty; give host:port, 'auto', or leave it out")
         _check(self.client_cpus > 0, "--client-cpus", f"must be > 0, got {self.client_cpus}")

@@ -111,37 +111,52 @@ def _client_update(model, global_params, x, y, cfg, seed, *, client_id, prox_mu,
         diff = torch.from_numpy(np.asarray(c_global - c_local, dtype=np.float32)).to(device)
         corrections = [diff[s].view_as(p) for p, s in slices]
 
-    gen = torch.Generator().manual_seed(seed)
     n = len(y)
-    bs = max(1, min(cfg.batch_size, n))
     steps, loss_sum, seen = 0, 0.0, 0
+    for idx in client_batches(n, cfg, seed):
+        idx = idx.to(device)
+        opt.zero_grad(set_to_none=True)
+        out = model(x[idx])
+        loss = F.cross_entropy(out, y[idx])
+        total = loss
+        if anchors is not None:
+            prox = sum(((p - a) ** 2).sum() for (p, _), a in zip(slices, anchors))
+            total = loss + 0.5 * prox_mu * prox
+        total.backward()
+        if corrections is not None:
+            for (p, _), corr in zip(slices, corrections):
+                if p.grad is not None:
+                    p.grad.add_(corr)
+        opt.step()
+        steps += 1
+        loss_sum += float(loss.detach()) * len(idx)
+        seen += len(idx)
+
+    delta = get_flat(model) - global_params.astype(np.float32)
+    return finish_result(client_id, n, delta, loss_sum / max(seen, 1), steps, cfg, control, mask)
+
+
+def client_batches(n: int, cfg: LocalTrainConfig, seed: int) -> list[torch.Tensor]:
+    """The client's local batches, in order: one seeded shuffle per epoch, then `batch_size` cuts.
+
+    Both executors (sequential and vectorized) train on exactly these index lists.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    bs = max(1, min(cfg.batch_size, n))
+    out = []
     for _ in range(cfg.epochs):
-        perm = torch.randperm(n, generator=gen).to(device)
+        perm = torch.randperm(n, generator=gen)
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
             if len(idx) == 1 and n > 1:
                 continue  # a batch of one breaks BatchNorm; its sample is seen next epoch
-            opt.zero_grad(set_to_none=True)
-            out = model(x[idx])
-            loss = F.cross_entropy(out, y[idx])
-            total = loss
-            if anchors is not None:
-                prox = sum(((p - a) ** 2).sum() for (p, _), a in zip(slices, anchors))
-                total = loss + 0.5 * prox_mu * prox
-            total.backward()
-            if corrections is not None:
-                for (p, _), corr in zip(slices, corrections):
-                    if p.grad is not None:
-                        p.grad.add_(corr)
-            opt.step()
-            steps += 1
-            loss_sum += float(loss.detach()) * len(idx)
-            seen += len(idx)
+            out.append(idx)
+    return out
 
-    delta = get_flat(model) - global_params.astype(np.float32)
-    result = ClientResult(
-        client_id=client_id, num_samples=n, delta=delta, loss=loss_sum / max(seen, 1), steps=steps
-    )
+
+def finish_result(client_id, n, delta, loss, steps, cfg, control, mask) -> ClientResult:
+    """The client's upload from its trained delta (shared by both executors)."""
+    result = ClientResult(client_id=client_id, num_samples=n, delta=delta, loss=loss, steps=steps)
     if control is not None:
         c_global, c_local = control
         # Option II of the SCAFFOLD paper: c_i+ = c_i - c + (x - y_i) / (K lr).

@@ -148,7 +148,7 @@ class ExecutorActor:
     def info(self) -> dict[str, Any]:
         ctx = ray.get_runtime_context()
         return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": self.gpu_ids,
-                "device": str(self.executor.device), "note": self.note, "zero_copy": self.zero_copy}
+                "device": str(self.executor.device), "executor": self.executor.mode, "note": self.note, "zero_copy": self.zero_copy}
 
     def run(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
         return self.executor.run(global_params, client_ids, round_idx, c_global, controls, dp_clip)

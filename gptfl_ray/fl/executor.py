@@ -7,6 +7,7 @@ clients it is handed. The local engine calls it in-process; the Ray engine wraps
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -15,9 +16,11 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from gptfl_ray.fl.aggregate import PartialSum
-from gptfl_ray.fl.client import LocalTrainConfig, client_update, param_layout
+from gptfl_ray.fl.client import ClientResult, LocalTrainConfig, client_batches, client_update, param_layout
 from gptfl_ray.fl.sampler import client_drops, client_seed
 from gptfl_ray.privacy.dp import client_contribution
+
+logger = logging.getLogger(__name__)
 
 
 class ClientFailure(RuntimeError):
@@ -67,6 +70,9 @@ class ExecutorSpec:
     dp_weighting: str | None = None
     dp_weight_cap: float = 32.0
     dp_with_bit: bool = False
+    # How an executor trains its share: "vectorized" trains the clients together (fl/vectorized.py),
+    # "sequential" one after another; "auto" vectorizes wherever the model allows it.
+    executor: str = "auto"
 
 
 class ClientExecutor:
@@ -85,6 +91,23 @@ class ClientExecutor:
         self.x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.int64, device=self.device)
         self.parts = parts
+        self.cohort = None  # the vectorized trainer, when this executor uses one
+        if spec.executor != "sequential":
+            self._init_cohort()
+
+    def _init_cohort(self) -> None:
+        from gptfl_ray.fl.vectorized import CohortTrainer, vectorizable
+
+        reason = vectorizable(self.model)
+        if reason is not None:
+            log = logger.warning if self.spec.executor == "vectorized" else logger.info
+            log("executor: training clients one after another (%s)", reason)
+            return
+        self.cohort = CohortTrainer(self.model, self.spec.local, self.x, self.y, self.layout[1])
+
+    @property
+    def mode(self) -> str:
+        return "sequential" if self.cohort is None else "vectorized"
 
     def run(
         self,
@@ -97,30 +120,15 @@ class ClientExecutor:
     ) -> RoundResult:
         spec = self.spec
         result = RoundResult(partial=PartialSum())
+        todo = []
         for cid in client_ids:
             cid = int(cid)
             if client_drops(spec.seed, round_idx, cid, spec.dropout):
                 result.partial.dropped.append(cid)
-                continue
-            idx = torch.as_tensor(self.parts[cid], device=self.device)
-            control = None if c_global is None else (c_global, controls[cid])
-            try:
-                if cid in spec.fail_clients:
-                    raise RuntimeError("injected failure")
-                r = client_update(
-                    self.model,
-                    global_params,
-                    self.x[idx],
-                    self.y[idx],
-                    spec.local,
-                    client_seed(spec.seed, round_idx, cid),
-                    client_id=cid,
-                    prox_mu=spec.prox_mu,
-                    control=control,
-                    layout=self.layout,
-                )
-            except Exception as exc:  # re-raised with the client id attached
-                raise ClientFailure(cid, round_idx, f"{type(exc).__name__}: {exc}") from exc
+            else:
+                todo.append(cid)
+        for r in self._train(global_params, todo, round_idx, c_global, controls):
+            cid = r.client_id
             if dp_clip is not None:  # clipped and weighted here, on the client, before anything leaves it
                 vec = client_contribution(r.delta, r.num_samples, dp_clip, spec.dp_weighting, spec.dp_weight_cap, spec.dp_with_bit)
                 result.partial.add(vec, 1.0, r.loss)
@@ -137,6 +145,53 @@ class ClientExecutor:
                 result.new_controls[cid] = r.new_control
         return result
 
+    def _train(self, global_params, todo, round_idx, c_global, controls) -> list[ClientResult]:
+        if self.cohort is None or not todo:
+            return [self._train_one(global_params, cid, round_idx, c_global, controls) for cid in todo]
+        from gptfl_ray.fl.vectorized import CohortClient
+
+        spec = self.spec
+        for cid in todo:  # the first failing client, as the sequential path would meet it
+            if cid in spec.fail_clients:
+                raise ClientFailure(cid, round_idx, "RuntimeError: injected failure")
+        cohort = []
+        for cid in todo:
+            part = torch.as_tensor(np.asarray(self.parts[cid]), dtype=torch.int64)
+            local = client_batches(len(part), spec.local, client_seed(spec.seed, round_idx, cid))
+            control = None if c_global is None else (c_global, controls[cid])
+            cohort.append(CohortClient(cid, [part[b] for b in local], len(part), control))
+        try:
+            return self.cohort.train(global_params, cohort, prox_mu=spec.prox_mu)
+        except Exception as exc:
+            # Re-run one by one: a client's own error then names the client; anything else is
+            # the cohort trainer's, and this executor stays sequential from here on.
+            logger.warning("executor: vectorized round %d failed (%s: %s); training clients one after another",
+                           round_idx, type(exc).__name__, exc)
+            self.cohort = None
+            return [self._train_one(global_params, cid, round_idx, c_global, controls) for cid in todo]
+
+    def _train_one(self, global_params, cid, round_idx, c_global, controls) -> ClientResult:
+        spec = self.spec
+        idx = torch.as_tensor(self.parts[cid], device=self.device)
+        control = None if c_global is None else (c_global, controls[cid])
+        try:
+            if cid in spec.fail_clients:
+                raise RuntimeError("injected failure")
+            return client_update(
+                self.model,
+                global_params,
+                self.x[idx],
+                self.y[idx],
+                spec.local,
+                client_seed(spec.seed, round_idx, cid),
+                client_id=cid,
+                prox_mu=spec.prox_mu,
+                control=control,
+                layout=self.layout,
+            )
+        except Exception as exc:  # re-raised with the client id attached
+            raise ClientFailure(cid, round_idx, f"{type(exc).__name__}: {exc}") from exc
+
 
 class LocalEngine:
     """Runs every sampled client in this process, one after another (debugging, tests)."""
@@ -150,7 +205,7 @@ class LocalEngine:
         return self.executor.run(global_params, client_ids, round_idx, c_global, controls, dp_clip)
 
     def describe(self) -> str:
-        return "local (in-process)"
+        return f"local (in-process, {self.executor.mode} clients)"
 
     def close(self) -> None:
         pass

@@ -171,6 +171,7 @@ def run_federation(
             dp_weighting=cfg.privacy.dp_weighting if xdev.dp is not None else None,
             dp_weight_cap=cfg.privacy.dp_weight_cap,
             dp_with_bit=xdev.dp is not None and xdev.dp.with_bit,
+            executor=cfg.engine.executor,
         )
         engine = make_engine(cfg, spec, dataset.prepare(dataset.x_train), dataset.y_train.astype(np.int64), parts)
         # where the clients ran: the executors' nodes, pids and devices
