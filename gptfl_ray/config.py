@@ -148,7 +148,7 @@ class FederateConfig:
 
     def __post_init__(self):
         check_instance(self)
-        check_compatible(self.privacy, self.fl, self.devices)
+        check_compatible(self.privacy, self.fl, self.devices, self.data.clients)
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "fl": FLConfig, "engine": EngineConfig, "privacy": DPConfig, "devices": DeviceConfig}

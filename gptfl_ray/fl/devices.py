@@ -86,6 +86,9 @@ class DeviceConfig:
         if self.deadline is not None:
             _check(self.deadline > 0, "--deadline", f"must be > 0 seconds, got {self.deadline}")
         _check(self.over_select >= 1, "--over-select", f"must be >= 1, got {self.over_select}")
+        for option, value in (("--devices", self.devices), ("--availability", self.availability)):
+            if value is not None and _is_file(value):  # found missing before anything is written
+                _check(Path(value).is_file(), option, f"trace file {value} does not exist")
         if self.devices is None:
             _check(self.deadline is None and self.over_select == 1 and self.availability == "always", "--devices",
                    "--deadline, --over-select and --availability need a device model (--devices lognormal, uniform or a trace file)")

@@ -100,10 +100,16 @@ class DPConfig:
         return self.dp_clip_quantile is not None
 
 
-def check_compatible(dp: DPConfig, fl, devices) -> None:
+def check_compatible(dp: DPConfig, fl, devices, num_clients: int | None = None) -> None:
     """Settings DP-FedAvg's guarantee does not cover, refused before any work starts."""
     if not dp.enabled:
         return
+    if dp.adaptive and dp.dp_noise is not None and num_clients:  # the noise split, when z is known up front
+        from gptfl_ray.fl.sampler import clients_per_round
+
+        k = math.ceil(clients_per_round(num_clients, fl.sample_rate, fl.clients_per_round) * devices.over_select - 1e-9)
+        bit_noise = dp.dp_clip_noise if dp.dp_clip_noise is not None else min(k, num_clients) / 20.0  # as DPMechanism
+        split_noise(dp.dp_noise, bit_noise, 0.5 if dp.dp_sampling == "poisson" else 1.0)
     option = "--dp-noise" if dp.dp_noise is not None else "--dp-epsilon"
     _check(fl.strategy != "scaffold", option, "SCAFFOLD's control variates would leave the server un-noised; use another --strategy")
     _check(devices.availability == "always", "--availability",

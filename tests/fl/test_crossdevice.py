@@ -121,6 +121,8 @@ def test_dp_refuses_what_its_guarantee_does_not_cover():
         _cfg(strategy="scaffold", dp_noise=1.0)
     with pytest.raises(ConfigError, match="--availability"):
         _cfg(dp_noise=1.0, devices="uniform", availability="bernoulli")
+    with pytest.raises(ConfigError, match="--dp-clip-noise"):  # before any work: the bit noise leaves no budget
+        _cfg(dp_noise=3.0, dp_clip_quantile=0.5)
 
 
 # ---------------------------------------------------------------- devices

@@ -115,8 +115,10 @@ def test_a_trace_pickle_cannot_run_code(tmp_path):
     bad.write_text(json.dumps({"1": {"computation": 1.0}}))
     with pytest.raises(ConfigError, match="communication"):
         DeviceModel(DeviceConfig(devices=str(bad)), 3, seed=0)
-    with pytest.raises(ConfigError, match="--devices"):
-        DeviceModel(DeviceConfig(devices=str(tmp_path / "missing.json")), 3, seed=0)
+    with pytest.raises(ConfigError, match="--devices.*does not exist"):
+        DeviceConfig(devices=str(tmp_path / "missing.json"))
+    with pytest.raises(ConfigError, match="--availability.*does not exist"):
+        DeviceConfig(devices="uniform", availability=str(tmp_path / "missing.pkl"))
 
 
 @pytest.mark.parametrize("kw, option", [
