@@ -22,6 +22,10 @@ from gptfl_ray.privacy.dp import client_contribution
 
 logger = logging.getLogger(__name__)
 
+# `--executor auto` on CPU vectorizes small models only (the digits cnn: 21k weights, 1.6x);
+# DynaFed's ConvNet (320k) ran 0.6x vectorized on one CPU thread.
+AUTO_CPU_MAX_WEIGHTS = 100_000
+
 
 class ClientFailure(RuntimeError):
     """A client raised during local training; names the client so a round never hangs silently."""
@@ -99,6 +103,11 @@ class ClientExecutor:
         from gptfl_ray.fl.vectorized import CohortTrainer, vectorizable
 
         reason = vectorizable(self.model)
+        weights = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        if reason is None and self.spec.executor == "auto" and self.device.type == "cpu" and weights > AUTO_CPU_MAX_WEIGHTS:
+            # On one CPU thread a wide conv net is compute-bound and vmap's grouped convolutions
+            # run slower than K plain ones (benchmarks/README.md, bench_vectorized.py).
+            reason = f"{weights} weights on CPU; auto vectorizes models of at most {AUTO_CPU_MAX_WEIGHTS} there"
         if reason is not None:
             log = logger.warning if self.spec.executor == "vectorized" else logger.info
             log("executor: training clients one after another (%s)", reason)

@@ -96,3 +96,10 @@ def test_a_failing_client_is_named_in_a_cohort():
 def test_unknown_executor_is_refused():
     with pytest.raises(ConfigError, match="--executor"):
         federate_config(overrides={"executor": "parallel"})
+
+
+def test_auto_vectorizes_small_models_on_cpu_only():
+    x, y, parts = _ragged()
+    mode = lambda m: ClientExecutor(ExecutorSpec(model_fn=ModelFactory(m, (1, 8, 8), 10), local=LocalTrainConfig(), seed=0), x, y, parts).mode  # noqa: E731
+    assert mode("cnn") == "vectorized"
+    assert mode("convnet") == "sequential"  # 300k weights: slower vectorized on one CPU thread
