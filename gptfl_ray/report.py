@@ -208,7 +208,7 @@ def load_finished_runs(run_dirs: list[str | Path]) -> list[dict]:
             raise ConfigError("RUN_DIR", f"{d} is not a directory")
         config = read_config(d)
         if "simulate" not in config or "federate" not in config:
-            raise ConfigError("RUN_DIR", f"{d} is not a simulate run directory (no [simulate] table in {d / 'config.toml'})")
+            raise ConfigError("RUN_DIR", f"{d} is not a simulate run directory ({d / 'config.toml'} has no simulate section)")
         path = d / SUMMARY_NAME
         if not path.is_file():
             raise ConfigError("RUN_DIR", f"{d} is not finished: no {SUMMARY_NAME} (rerun `gptfl-ray simulate` there to finish it)")
@@ -333,7 +333,8 @@ def _fmt(stats: dict, digits: int) -> str:
     if stats["mean"] is None:
         return f"not reached ({stats['of']} of {stats['of']})" if stats["of"] else "-"
     text = f"{stats['mean']:.{digits}f}"
-    if stats["std"]:  # None (one run) or 0 (every run equal): the mean says it all
+    # one run (no std) or every run equal at the printed precision: the mean says it all
+    if stats["std"] is not None and round(stats["std"], digits) > 0:
         lo, hi = stats["ci95"]
         text += f" ± {stats['std']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
     if stats["n"] < stats["of"]:
