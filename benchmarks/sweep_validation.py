@@ -34,8 +34,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-FL_GRID = {"lr": (0.05, 0.1, 0.2), "momentum": (0.0, 0.9), "local_epochs": (1, 2)}
-PRE_GRID = {"lr": (0.01, 0.02, 0.05), "weight_decay": (5e-4, 5e-3)}
+FL_GRID = {"lr": (0.1, 0.2, 0.4), "momentum": (0.0, 0.5, 0.9), "local_epochs": (1, 2, 4)}
+PRE_GRID = {"lr": (0.02, 0.05, 0.1, 0.2, 0.4), "weight_decay": (5e-4, 5e-3)}
 PRE_EPOCHS = (8, 15, 30)
 LAST = 5  # evaluations averaged at the end of an FL run
 
