@@ -9,15 +9,16 @@ import typer
 
 from gptfl_ray.cli.common import console, guarded
 from gptfl_ray.cli.options import opt, with_options
+from gptfl_ray.pretrain.config import PretrainConfig
 
 OPTIONS = [
-    opt("dataset", str, "digits", "Data set whose real test set scores each epoch (must match the synthetic data)."),
+    opt("dataset", str, "digits", "Data set whose real validation and test sets score each epoch (must match the synthetic data)."),
     opt("data_dir", Optional[str], None, "Where torchvision/torchaudio data sets live."),
     opt("model", str, "cnn", "Downstream model."),
     opt("norm", str, "default", "Normalisation layer (per model)."),
     opt("epochs", int, 15, "Epochs over the synthetic data."),
     opt("batch_size", int, 64, "Batch size."),
-    opt("lr", float, 0.02, "Learning rate (paper: smaller than for real data)."),
+    opt("lr", float, PretrainConfig.lr, "Learning rate (chosen on validation, benchmarks/README.md)."),
     opt("weight_decay", float, 5e-3, "Weight decay (paper: larger than for real data)."),
     opt("momentum", float, 0.9, "SGD momentum."),
     opt("augment", bool, True, "Augmentation suited to the modality.", "--augment/--no-augment"),
