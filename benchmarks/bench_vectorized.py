@@ -63,8 +63,9 @@ def child(args) -> None:
     ex.run(g, share(0), 0)  # warm-up: allocator, kernels, first vmap trace
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
-    if args.start_at:  # fractional executors start their timed rounds together
-        while time.time() < args.start_at:
+    if args.barrier:  # fractional executors start their timed rounds together, after every warm-up
+        open(f"{args.barrier}.{args.share_index}", "w").close()
+        while sum(os.path.exists(f"{args.barrier}.{i}") for i in range(args.share_of)) < args.share_of:
             time.sleep(0.005)
     t0 = time.perf_counter()
     n = 0
@@ -78,10 +79,12 @@ def child(args) -> None:
 
 
 def measure(workload, executor, rounds, device, executors) -> float:
-    start_at = time.time() + 60.0  # generous: imports + warm-up of every process first
+    import tempfile
+
+    barrier = os.path.join(tempfile.mkdtemp(prefix="bench_vec_"), "ready")
     cmd = lambda i: [sys.executable, __file__, "--child", "--workload", workload, "--executor", executor,  # noqa: E731
                      "--rounds", str(rounds), "--device", device, "--share-of", str(executors),
-                     "--share-index", str(i), "--start-at", str(start_at if executors > 1 else 0)]
+                     "--share-index", str(i), "--barrier", barrier if executors > 1 else ""]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd(i), stdout=subprocess.PIPE, text=True, env=env) for i in range(executors)]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
@@ -102,7 +105,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--share-of", type=int, default=1)
     ap.add_argument("--share-index", type=int, default=0)
-    ap.add_argument("--start-at", type=float, default=0.0)
+    ap.add_argument("--barrier", default="")
     args = ap.parse_args(argv)
     if args.child:
         return child(args)
