@@ -9,7 +9,7 @@ Batching: the rows of a batch that share a guidance scale (the prompts stage dra
 1..5, as the original GPT-FL code does, or buckets continuous draws to a grid) run in one
 pipeline call, each with its own seeded CPU `torch.Generator` (diffusers takes a list, one
 per image), so a row's initial noise is its own and its image does not depend on its batch
-mates beyond float rounding (measured in docs/generation.md). On a GPU the pipeline runs in fp16 with
+mates beyond float rounding (measured: benchmarks/batch_equivalence.py). On a GPU the pipeline runs in fp16 with
 SDPA attention; the scheduler is DPM-Solver multistep (the original code's choice) unless
 `scheduler = "default"`; `compile = true` wraps the UNet in torch.compile. Images are made at
 `height` x `width` (the model's native size when unset) and down-sampled with Lanczos
