@@ -103,6 +103,19 @@ def pool_size_from_resources(nodes: list[dict], client_cpus: float, client_gpus:
     return out
 
 
+def balanced_shares(ids: np.ndarray, costs: np.ndarray, k: int) -> list[np.ndarray]:
+    """Deal clients to k actors by cost: largest first, each to the least-loaded actor (LPT,
+    Graham 1969; ties to the lower client id and actor index, so shares are deterministic).
+    Each share is sorted by client id, which fixes its summation order."""
+    shares: list[list[int]] = [[] for _ in range(k)]
+    loads = [0.0] * k
+    for i in sorted(range(len(ids)), key=lambda i: (-float(costs[i]), int(ids[i]))):
+        j = min(range(k), key=lambda a: (loads[a], a))
+        shares[j].append(int(ids[i]))
+        loads[j] += float(costs[i])
+    return [np.array(sorted(s), dtype=np.int64) for s in shares]
+
+
 def _placement(capacity: dict[str, int], num_actors: int | None) -> list[str]:
     """One node id per actor, dealt round-robin over nodes so a small pool still spreads out."""
     slots: list[str] = []
@@ -207,7 +220,10 @@ class RayEngine:
         # Small client models gain nothing from more intra-op threads than the CPUs Ray reserved.
         self._spec = dataclasses.replace(spec, num_threads=max(1, int(cfg.client_cpus)))
         # One copy of the training set per node (object store), read zero-copy by every actor.
-        self._data_ref = ray.put((np.ascontiguousarray(x), np.ascontiguousarray(y), PackedParts.pack(parts)))
+        packed = PackedParts.pack(parts)
+        self._data_ref = ray.put((np.ascontiguousarray(x), np.ascontiguousarray(y), packed))
+        # What a client costs its actor: samples x local epochs (the SGD steps it will take).
+        self._costs = np.diff(packed.offsets) * max(1, spec.local.epochs)
         self._actors = [self._new_actor(node_id) for node_id in self._slots]
         try:
             self.actor_info = ray.get([a.info.remote() for a in self._actors], timeout=self.ready_timeout_s)
@@ -241,8 +257,8 @@ class RayEngine:
 
     def run_round(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
         ids = np.asarray(client_ids, dtype=np.int64)
-        # Contiguous, balanced shares (sizes differ by at most one); empty shares are not sent.
-        shards = np.array_split(ids, len(self._actors))
+        # Shares balanced by cost, not count; empty shares are not sent.
+        shards = balanced_shares(ids, self._costs[ids], len(self._actors))
         params_ref = ray.put(np.asarray(global_params, dtype=np.float32))  # once per round
         c_ref = None if c_global is None else ray.put(np.asarray(c_global, dtype=np.float32))
 

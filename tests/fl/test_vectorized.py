@@ -103,3 +103,14 @@ def test_auto_vectorizes_small_models_on_cpu_only():
     mode = lambda m: ClientExecutor(ExecutorSpec(model_fn=ModelFactory(m, (1, 8, 8), 10), local=LocalTrainConfig(), seed=0), x, y, parts).mode  # noqa: E731
     assert mode("cnn") == "vectorized"
     assert mode("convnet") == "sequential"  # 300k weights: slower vectorized on one CPU thread
+
+
+def test_balanced_shares_deal_by_cost():
+    from gptfl_ray.fl.engine import balanced_shares
+
+    ids = np.array([3, 8, 1, 5, 9, 2])
+    costs = np.array([100, 10, 10, 10, 10, 60])
+    shares = balanced_shares(ids, costs, 2)
+    assert [s.tolist() for s in shares] == [[3], [1, 2, 5, 8, 9]]  # 100 vs 60 + 4 x 10
+    assert sorted(np.concatenate(shares).tolist()) == sorted(ids.tolist())
+    assert [len(s) for s in balanced_shares(ids[:1], costs[:1], 3)] == [1, 0, 0]
