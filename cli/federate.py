@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gptfl_ray.cli.common import console, guarded
+from gptfl_ray.cli.common import apply_sets, console, guarded
 from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, TRACK_OPTIONS, opt, with_options
 from gptfl_ray.ray_runtime import ensure_ray
 from gptfl_ray.config import FederateConfig, federate_config
@@ -30,9 +30,10 @@ def round_progress() -> Progress:
     )
 
 
-def resolve_config(config: Optional[Path], output_dir: Path, resume: bool, overwrite: bool, overrides: dict, init: Optional[str], section: str = "federate") -> FederateConfig:
+def resolve_config(config: Optional[Path], output_dir: Path, resume: bool, overwrite: bool, overrides: dict, init: Optional[str],
+                   section: str = "federate", sets: list[str] | None = None) -> FederateConfig:
     """Defaults < --config file < command-line options; a resumed run starts from its own file."""
-    file_cfg = load_toml_file(config) if config else {}
+    file_cfg = apply_sets(load_toml_file(config) if config else {}, sets)
     file_cfg = file_cfg.get(section, file_cfg)  # a run's own config.toml works as --config
     saved = read_config(output_dir).get(section) if output_dir.exists() else None
     if resume and saved:
@@ -75,7 +76,7 @@ def federate(**kw):
     """Standard FL from random init (or --init): the baseline GPT-FL improves on."""
     output_dir = kw["output_dir"] or Path("runs/federate")
     overrides = {k: kw[k] for k in FEDERATE_KEYS}
-    cfg = resolve_config(kw["config"], output_dir, kw["resume"], kw["overwrite"], overrides, kw["init"])
+    cfg = resolve_config(kw["config"], output_dir, kw["resume"], kw["overwrite"], overrides, kw["init"], sets=kw.get("set"))
     from gptfl_ray.fl.loop import run_federation
     from gptfl_ray.methods.task import load_task
 

@@ -11,13 +11,21 @@ app = typer.Typer(
     help="GPT-FL and FGL on a Ray-distributed cross-device federated-learning simulator.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
+    rich_markup_mode="rich",
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from gptfl_ray import __version__
+
+        typer.echo(f"gptfl-ray {__version__}")
+        raise typer.Exit()
+
 
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
     """GPT-FL and FGL on a Ray-distributed cross-device federated-learning simulator."""
 
 

@@ -96,6 +96,7 @@ RUN_OPTIONS = [
     opt("output_dir", Optional[Path], None, "Run directory."),
     opt("resume", bool, False, "Continue the run in --output-dir where it stopped."),
     opt("overwrite", bool, False, "Replace the results already in --output-dir."),
+    opt("set", Optional[list[str]], None, "Override any config key: --set section.key=value (repeatable; TOML values, e.g. federate.fl.lr=0.05)."),
 ]
 TRACK_OPTIONS = [
     opt("track", Optional[str], None, "Experiment tracking sinks, comma-separated: tensorboard, mlflow (pip install 'gptfl-ray[track]')."),
@@ -122,3 +123,65 @@ def with_options(*groups: list[inspect.Parameter]) -> Callable[[Callable], Calla
         return wrapper
 
     return deco
+
+
+def _federate_defaults() -> dict:
+    from gptfl_ray.cli.presentation import field_defaults
+    from gptfl_ray.config import DataConfig, EngineConfig, FLConfig, ModelConfig
+    from gptfl_ray.fl.devices import DeviceConfig
+    from gptfl_ray.privacy.dp import DPConfig
+
+    out = {}
+    for cls in (DataConfig, FLConfig, EngineConfig, DPConfig, DeviceConfig):
+        out.update(field_defaults(cls))
+    out.update(field_defaults(ModelConfig, rename={"name": "model"}))
+    out["server_lr"] = "1.0; FedOpt 0.01"
+    out["num_actors"] = "sized from the cluster"
+    out["address"] = "a private Ray on 127.0.0.1"
+    return out
+
+
+def _names(kind: str):
+    def names():
+        if kind == "dataset":
+            from gptfl_ray.data.registry import dataset_names
+
+            return dataset_names()
+        if kind == "model":
+            from gptfl_ray.models.registry import model_names
+
+            return model_names()
+        if kind == "strategy":
+            from gptfl_ray.fl.algorithms import STRATEGIES
+
+            return STRATEGIES
+        return FIXED_CHOICES[kind]
+
+    return names
+
+
+FIXED_CHOICES = {
+    "partition": ("iid", "dirichlet", "shards", "natural"),
+    "norm": ("default", "batch", "group", "instance", "none"),
+    "backend": ("ray", "local"),
+    "dp_sampling": ("poisson", "fixed"),
+    "dp_weighting": ("uniform", "capped"),
+    "dp_accountant": ("rdp", "pld"),
+    "devices": ("lognormal", "uniform"),
+    "availability": ("always", "bernoulli", "diurnal"),
+    "track": ("tensorboard", "mlflow"),
+}
+
+
+def _present_shared() -> None:
+    from gptfl_ray.cli.presentation import present
+
+    defaults = _federate_defaults()
+    choices = {k: _names(k) for k in (*FIXED_CHOICES, "dataset", "model", "strategy")}
+    for panel, group in (("Data", DATA_OPTIONS), ("Model", MODEL_OPTIONS), ("FL", FL_OPTIONS),
+                         ("FL: differential privacy", DP_OPTIONS), ("FL: simulated devices", DEVICE_OPTIONS),
+                         ("Engine", ENGINE_OPTIONS), ("Run", RUN_OPTIONS), ("Run: tracking", TRACK_OPTIONS)):
+        present(panel, group, defaults, choices)
+
+
+_present_shared()

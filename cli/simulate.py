@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gptfl_ray.cli.common import console, guarded
+from gptfl_ray.cli.common import apply_sets, console, guarded
 from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, TRACK_OPTIONS, opt, with_options
 
 SIM_OPTIONS = [
@@ -26,6 +26,10 @@ SYNTH_OPTIONS = [
     opt("scale", Optional[float], None, "Synthetic size as k x the real train size (paper's 1x/2x/3x)."),
     opt("gen_actors", Optional[int], None, "Generator actors in the Ray Data pool."),
     opt("gen_gpus", Optional[float], None, "GPUs per generator actor."),
+    opt("steps", Optional[int], None, "Diffusion steps (diffusers, audioldm)."),
+    opt("height", Optional[int], None, "Generation height in pixels before resizing to the data set's size."),
+    opt("width", Optional[int], None, "Generation width in pixels before resizing to the data set's size."),
+    opt("device", Optional[str], None, "Generator device: auto (cuda with fp16 when a GPU is visible) | cpu | cuda[:N]."),
 ]
 FGL_OPTIONS = [
     opt("method", Optional[str], None, "Shorthand for --variants: gptfl (fedavg,synthetic,gptfl) | fgl (fedavg,fgl)."),
@@ -65,7 +69,8 @@ def split_options(kw: dict) -> dict[str, dict]:
         "federate": {k: kw[k] for k in FEDERATE_KEYS},
         "prompts": {"style": kw["style"], "llm_model": kw["llm_model"], "per_class": kw["per_class"], "scale": kw["scale"]},
         "generate": {"generator": kw["generator"], "model": kw["gen_model"], "per_class": kw["per_class"], "scale": kw["scale"],
-                     "gen_actors": kw["gen_actors"], "gen_gpus": kw["gen_gpus"]},
+                     "gen_actors": kw["gen_actors"], "gen_gpus": kw["gen_gpus"],
+                     **{k: kw.get(k) for k in ("steps", "height", "width", "device")}},
         "pretrain": {"epochs": kw["pretrain_epochs"], "lr": kw["pretrain_lr"], "weight_decay": kw["pretrain_weight_decay"],
                      "batch_size": kw["pretrain_batch_size"], "train_workers": kw["train_workers"], "train_gpus": kw["train_gpus"]},
         "simulate": {"variants": method_variants(kw.get("method"), kw["variants"]),
@@ -103,6 +108,7 @@ def simulate(**kw):
     file_cfg = load_toml_file(kw["config"]) if kw["config"] else {}
     if kw["resume"] and not file_cfg:
         file_cfg = read_config(run_dir)
+    file_cfg = apply_sets(file_cfg, kw.get("set"))
     cfg = simulate_config(file_cfg, split_options(kw))
     check_track(kw["track"])
     prepared = prepare_simulation(cfg)  # every input check first: --overwrite deletes nothing on bad input
@@ -150,3 +156,27 @@ def check_run_dir(run_dir: Path, cfg, overwrite: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("simulate")(guarded(simulate))
+
+
+def _present() -> None:
+    from gptfl_ray.cli.options import _names
+    from gptfl_ray.cli.presentation import field_defaults, present
+    from gptfl_ray.pretrain.config import PretrainConfig
+    from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
+
+    synth = {**field_defaults(PromptsConfig), **field_defaults(GenerateConfig, rename={"model": "gen_model"}),
+             "gen_model": "the generator's own", "per_class": "1x the real train size"}
+    pre = field_defaults(PretrainConfig, prefix="pretrain_", rename={"train_workers": "train_workers", "train_gpus": "train_gpus"})
+    present("Run", SIM_OPTIONS, {"variants": "fedavg,synthetic,gptfl", "target_accuracy": "fedavg's final accuracy", "init_pretrained": False},
+            {"variants": lambda: ("fedavg", "synthetic", "gptfl", "fgl")})
+    present("Synthesis", SYNTH_OPTIONS, synth, {"style": lambda: ("class", "multi-domain", "llm"),
+                                                 "generator": lambda: ("glyph", "diffusers", "speecht5", "audioldm", "espeak"),
+                                                 "device": lambda: ("auto", "cpu", "cuda")})
+    present("Pre-training", PRETRAIN_OPTIONS, pre)
+    present("FGL", FGL_OPTIONS, {"method": "gptfl", "fgl_prompts": "class", "fgl_rounds": 0, "server_finetune_epochs": 0,
+                                 "captioner": "Salesforce/blip-image-captioning-base"},
+            {"method": lambda: tuple(METHODS), "fgl_prompts": lambda: ("class", "instance")})
+    del _names
+
+
+_present()

@@ -12,7 +12,7 @@ import typer
 
 from gptfl_ray.cli.common import console, guarded
 
-DEFAULT_RUN = "runs/default"
+DEFAULT_RUN = "runs/simulate"  # the run directory every stage and `simulate` share
 
 
 def _dataset(name: str, data_dir: Optional[str], download: bool):

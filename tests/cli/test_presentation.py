@@ -1,0 +1,94 @@
+"""The CLI as a user meets it: help shows real defaults, the shell completes, --set reaches
+the saved config.toml, --version, one default run directory for every stage."""
+
+import re
+import tomllib
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from gptfl_ray import __version__
+from gptfl_ray.cli.main import app
+
+runner = CliRunner()
+TINY = ["--rounds", "2", "--clients", "6", "--clients-per-round", "2", "--model", "mlp", "--local-epochs", "1", "--backend", "local"]
+
+
+def _commands(group: click.Group, prefix=()):
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*prefix, name))
+        else:
+            yield (*prefix, name), cmd
+
+
+COMMANDS = list(_commands(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
+def test_help_shows_no_none_default(path):
+    res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert not re.search(r"default:\s*\(?None", res.output), res.output
+
+
+def test_help_shows_the_effective_default_of_preset_filled_options():
+    res = runner.invoke(app, ["simulate", "--help"], env={"COLUMNS": "250"})
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"(--[a-z0-9-]+)\b[^\n]*", res.output)}
+    for flag, default in (("--rounds", "30"), ("--dataset", "digits"), ("--alpha", "0.1"), ("--pretrain-epochs", "15"),
+                          ("--pretrain-lr", "0.02"), ("--generator", "glyph"), ("--steps", "30"), ("--strategy", "fedavg"),
+                          ("--backend", "ray"), ("--device", "auto")):
+        assert f"default: ({default})" in rows[flag], rows[flag]
+    for panel in ("Data", "Model", "FL", "Engine", "Synthesis", "Pre-training", "Run"):
+        assert f"─ {panel} ─" in res.output
+
+
+def test_generate_and_pretrain_share_the_default_run_directory():
+    outs = []
+    for cmd in ("generate", "pretrain", "prompts", "simulate"):
+        params = {p.name: p for p in dict(COMMANDS)[(cmd,)].params}
+        outs.append(str(params["output_dir"].default or "runs/simulate"))
+    assert set(outs) == {"runs/simulate"}
+
+
+def test_version():
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"gptfl-ray {__version__}"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_script_generation(shell):
+    res = runner.invoke(app, ["--show-completion", shell], prog_name="gptfl-ray")
+    assert res.exit_code == 0, res.output
+    assert "_GPTFL_RAY_COMPLETE" in res.output
+
+
+def test_choices_complete_from_the_registries():
+    params = {p.name: p for p in dict(COMMANDS)[("federate",)].params}
+    ctx = click.Context(dict(COMMANDS)[("federate",)])
+    names = [c.value for c in params["strategy"].shell_complete(ctx, "fed")]
+    assert "fedavg" in names and "fedadam" in names and "scaffold" not in names
+    assert [c.value for c in params["dataset"].shell_complete(ctx, "cif")] == ["cifar10", "cifar100"]
+    sim = dict(COMMANDS)[("simulate",)]
+    variants = {p.name: p for p in sim.params}["variants"]
+    assert [c.value for c in variants.shell_complete(click.Context(sim), "fedavg,syn")] == ["fedavg,synthetic"]
+
+
+def test_set_overrides_reach_the_saved_config(tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["federate", *TINY, "--set", "federate.fl.weight_decay=0.001", "--set", "federate.data.alpha=0.3",
+                              "--output-dir", str(out)])
+    assert res.exit_code == 0, res.output
+    saved = tomllib.loads((out / "config.toml").read_text())["federate"]
+    assert saved["fl"]["weight_decay"] == 0.001 and saved["data"]["alpha"] == 0.3
+    assert saved["fl"]["rounds"] == 2  # command-line options still win over --set's TOML layer
+
+
+@pytest.mark.parametrize("item", ["federate.fl.lr", "lr=0.1", "federate.fl.no_such_key=1"])
+def test_bad_set_is_one_line_exit_2(tmp_path, item):
+    res = runner.invoke(app, ["federate", *TINY, "--set", item, "--output-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2, res.output
+    out = res.output.strip()
+    assert len(out.splitlines()) == 1 and "Traceback" not in out, out
