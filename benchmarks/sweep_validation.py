@@ -1,7 +1,7 @@
 """Re-select, on VALIDATION, the digits defaults that were once tuned on the test split.
 
 Two parts, each a few minutes on 2 cores, both in-process (no Ray: the numbers are the same,
-DESIGN rule 1), every score read from the validation split (142 real digits held out from every
+docs/architecture.md rules 4 and 5), every score read from the validation split (142 real digits held out from every
 client) and never from the test split:
 
 - `--part fl`: FedAvg from random init on the default task (50 clients, Dir(0.1), 10 per round,

@@ -37,9 +37,15 @@ def test_help_shows_no_none_default(path):
 def test_help_shows_the_effective_default_of_preset_filled_options():
     res = runner.invoke(app, ["simulate", "--help"], env={"COLUMNS": "250"})
     rows = {m.group(1): m.group(0) for m in re.finditer(r"(--[a-z0-9-]+)\b[^\n]*", res.output)}
-    for flag, default in (("--rounds", "30"), ("--dataset", "digits"), ("--alpha", "0.1"), ("--pretrain-epochs", "15"),
-                          ("--pretrain-lr", "0.02"), ("--generator", "glyph"), ("--steps", "30"), ("--strategy", "fedavg"),
-                          ("--backend", "ray"), ("--device", "auto")):
+    from gptfl_ray.config import DataConfig, EngineConfig, FLConfig
+    from gptfl_ray.pretrain.config import PretrainConfig
+    from gptfl_ray.synth.config import GenerateConfig
+
+    fl, pre, gen = FLConfig(), PretrainConfig(), GenerateConfig()
+    for flag, default in (("--rounds", fl.rounds), ("--lr", fl.lr), ("--dataset", DataConfig().dataset), ("--alpha", DataConfig().alpha),
+                          ("--pretrain-epochs", pre.epochs), ("--pretrain-lr", pre.lr), ("--generator", gen.generator),
+                          ("--steps", gen.steps), ("--strategy", fl.strategy), ("--backend", EngineConfig().backend),
+                          ("--device", gen.device)):
         assert f"default: ({default})" in rows[flag], rows[flag]
     for panel in ("Data", "Model", "FL", "Engine", "Synthesis", "Pre-training", "Run"):
         assert f"─ {panel} ─" in res.output
