@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 import typer
 from rich.console import Console
 
-from gptfl_ray.errors import ConfigError
+from gptfl_ray.errors import ConfigError, RunError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -17,7 +17,13 @@ F = TypeVar("F", bound=Callable)
 
 
 def guarded(fn: F) -> F:
-    """Turn `ConfigError` (bad input) into one line on stderr and exit code 2, no traceback."""
+    """Bad input (`ConfigError`): one line on stderr, exit code 2. A run-time failure
+    (`RunError`): one line, exit code 1. Ctrl-C: one line, exit code 130. No traceback."""
+    import inspect
+
+    resumable = "resume" in inspect.signature(fn).parameters
+    hint = ("rerun with --resume to continue from the last checkpoint" if resumable
+            else "rerun the same command to continue (finished work is kept)")
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -26,8 +32,11 @@ def guarded(fn: F) -> F:
         except ConfigError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2)
+        except RunError as exc:
+            err_console.print(f"[bold red]failed:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1)
         except KeyboardInterrupt:
-            err_console.print("interrupted; rerun with --resume to continue from the last checkpoint")
+            err_console.print(f"interrupted; {hint}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=130)
 
     return wrapper  # type: ignore[return-value]

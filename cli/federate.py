@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -13,13 +11,14 @@ from rich.table import Table
 
 from gptfl_ray.cli.common import apply_sets, console, guarded
 from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, TRACK_OPTIONS, opt, with_options
-from gptfl_ray.ray_runtime import ensure_ray
-from gptfl_ray.config import FederateConfig, federate_config
+from gptfl_ray.config import FederateConfig, check_resumable, federate_config
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.runio import load_toml_file, read_config, write_config_section
+from gptfl_ray.ray_runtime import check_resources, client_requests, ensure_ray
+from gptfl_ray.runio import RunLock, check_output_dir, clear_run, load_toml_file, plain, read_config, write_config_section
 
-# Settings a resumed run may change; anything else must match the run's config.toml.
-RESUMABLE = {"rounds", "eval_every", "checkpoint_every", "backend", "address", "num_actors", "client_cpus", "client_gpus", "data_dir", "download"}
+# What `--overwrite` removes: every piece of state a federate run leaves in its directory.
+FEDERATE_STATE = ("config.toml", "metrics.jsonl", "rounds.jsonl", "checkpoints", "state", "model.safetensors", "engine.json",
+                  "plots", "mlruns", "tensorboard")
 
 
 def round_progress() -> Progress:
@@ -33,17 +32,14 @@ def round_progress() -> Progress:
 def resolve_config(config: Optional[Path], output_dir: Path, resume: bool, overwrite: bool, overrides: dict, init: Optional[str],
                    section: str = "federate", sets: list[str] | None = None) -> FederateConfig:
     """Defaults < --config file < command-line options; a resumed run starts from its own file."""
+    if resume and overwrite:
+        raise ConfigError("--resume", "give --resume or --overwrite, not both")
     file_cfg = apply_sets(load_toml_file(config) if config else {}, sets)
     file_cfg = file_cfg.get(section, file_cfg)  # a run's own config.toml works as --config
-    saved = read_config(output_dir).get(section) if output_dir.exists() else None
+    saved = read_config(output_dir).get(section) if output_dir.is_dir() else None
     if resume and saved:
         cfg = federate_config(saved, overrides, init)
-        changed = [
-            f.name for sec in ("data", "model", "fl", "privacy", "devices") for f in dataclasses.fields(getattr(cfg, sec))
-            if f.name not in RESUMABLE and getattr(getattr(cfg, sec), f.name) != saved.get(sec, {}).get(f.name, getattr(getattr(cfg, sec), f.name))
-        ]
-        if changed:
-            raise ConfigError("--resume", f"--{changed[0].replace('_', '-')} differs from {output_dir}/config.toml; a resumed run keeps its settings")
+        check_resumable("federate", output_dir, saved, plain(cfg), hint="a resumed run keeps its settings")
         return cfg
     if saved and not overwrite and not resume:
         raise ConfigError("--output-dir", f"{output_dir} already holds a run; pass --resume to continue it or --overwrite to start over")
@@ -74,10 +70,9 @@ def results_table(title: str, history: list[dict], last: int = 8) -> Table:
 ], TRACK_OPTIONS, RUN_OPTIONS)
 def federate(**kw):
     """Standard FL from random init (or --init): the baseline GPT-FL improves on."""
-    output_dir = kw["output_dir"] or Path("runs/federate")
+    output_dir = check_output_dir(kw["output_dir"] or Path("runs/federate"))
     overrides = {k: kw[k] for k in FEDERATE_KEYS}
     cfg = resolve_config(kw["config"], output_dir, kw["resume"], kw["overwrite"], overrides, kw["init"], sets=kw.get("set"))
-    from gptfl_ray.fl.loop import run_federation
     from gptfl_ray.methods.task import load_task
 
     from gptfl_ray.tracking import check_track
@@ -90,11 +85,23 @@ def federate(**kw):
         console.print(partition_table(partition_summary(task.parts, task.dataset.y_train, task.dataset.num_classes), task.dataset.class_names))
     if cfg.engine.backend == "ray":
         ensure_ray(cfg.engine.address)
-    write_config_section(output_dir, "federate", cfg)
+        check_resources(client_requests(cfg.engine))
+    with RunLock(output_dir):
+        if kw["overwrite"]:
+            clear_run(output_dir, FEDERATE_STATE)
+        write_config_section(output_dir, "federate", cfg)
+        res = _run(cfg, task, output_dir, kw)
+    console.print(results_table(f"{cfg.fl.strategy}: {cfg.data.dataset}, {cfg.data.clients} clients, {res.num_params:,} parameters", res.history))
+    last = res.history[-1]
+    val = f"validation {last['val_accuracy']:.4f}, " if "val_accuracy" in last else ""
+    console.print(f"final accuracy: {val}test {last['accuracy']:.4f} in {res.wall_s:.1f}s; results in {output_dir}/")
+
+
+def _run(cfg, task, output_dir: Path, kw: dict):
+    from gptfl_ray.fl.loop import run_federation
     from gptfl_ray.plots import partition_plot
     from gptfl_ray.tracking import Tracker
 
-    t0 = time.perf_counter()
     with Tracker.create(kw["track"], output_dir, kw["mlflow_uri"], kw["mlflow_experiment"]) as tracker, round_progress() as progress:
         tracker.log_config(read_config(output_dir))
         track_round = tracker.on_round("federate")
@@ -110,10 +117,7 @@ def federate(**kw):
                        title=f"label distribution: {cfg.data.dataset}, {cfg.data.clients} clients, {cfg.data.partition}")
         tracker.backfill_run(output_dir)
         tracker.log_run_artifacts(output_dir)
-    console.print(results_table(f"{cfg.fl.strategy}: {cfg.data.dataset}, {cfg.data.clients} clients, {res.num_params:,} parameters", res.history))
-    last = res.history[-1]
-    val = f"validation {last['val_accuracy']:.4f}, " if "val_accuracy" in last else ""
-    console.print(f"final accuracy: {val}test {last['accuracy']:.4f} in {time.perf_counter() - t0:.1f}s; results in {output_dir}/")
+    return res
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -38,8 +39,8 @@ def pretrain_cmd(**kw):
     from gptfl_ray.methods.task import check_model
     from gptfl_ray.pretrain.config import PretrainConfig
     from gptfl_ray.pretrain.trainer import pretrain_on_shards
-    from gptfl_ray.ray_runtime import ensure_ray
-    from gptfl_ray.runio import write_config_section
+    from gptfl_ray.ray_runtime import check_resources, ensure_ray, train_request
+    from gptfl_ray.runio import RunLock, check_output_dir, publish_dir, stage_tmp, write_config_section, write_key
     from gptfl_ray.synth.store import check_manifest_matches, read_manifest, shard_paths
 
     cfg = PretrainConfig(epochs=kw["epochs"], batch_size=kw["batch_size"], lr=kw["lr"], momentum=kw["momentum"],
@@ -47,21 +48,28 @@ def pretrain_cmd(**kw):
                          train_gpus=kw["train_gpus"], seed=kw["seed"])
     check_model(kw["model"], kw["norm"])
     ds = load_dataset(kw["dataset"], data_dir=kw["data_dir"], seed=kw["seed"])
-    run_dir = kw["output_dir"]
+    run_dir = check_output_dir(kw["output_dir"])
     manifest = read_manifest(run_dir)
     check_manifest_matches(manifest, ds)
     shard_paths(run_dir, manifest)  # complete and hash-checked before any worker starts
     n_syn = int(manifest["total_rows"])
     if cfg.train_workers > 0:
         ensure_ray(kw["address"])
+        check_resources([train_request(cfg)])
     factory = ModelFactory(kw["model"], ds.input_shape, ds.num_classes, kw["norm"], seed=kw["seed"])
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("pretrain", total=cfg.epochs)
-        res = pretrain_on_shards(cfg, factory, ds, run_dir, run_dir / "pretrain",
-                                 on_epoch=lambda e: bar.update(task, completed=e))
-    write_config_section(run_dir, "pretrain", cfg)
+    pre_dir = run_dir / "pretrain"
+    with RunLock(run_dir):
+        build = stage_tmp(pre_dir)  # the old model stays in place until the new one is complete
+        with Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("pretrain", total=cfg.epochs)
+            res = pretrain_on_shards(cfg, factory, ds, run_dir, build, on_epoch=lambda e: bar.update(task, completed=e))
+        # the key simulate's cache reads (methods/gptfl.py), so a pre-trained model made here is reused there
+        write_key(build, {**dataclasses.asdict(cfg), "model": kw["model"], "norm": kw["norm"], "synthetic": manifest.get("sha256", ""),
+                          "init_pretrained": False})
+        publish_dir(build, pre_dir)
+        write_config_section(run_dir, "pretrain", cfg)
     from rich.table import Table
 
     table = Table(title=f"pre-training {kw['model']} on {n_syn} synthetic samples; real validation and test sets")
@@ -74,7 +82,7 @@ def pretrain_cmd(**kw):
     from gptfl_ray.plots import pretrain_curve
 
     pretrain_curve(res.history, run_dir / "plots" / "pretrain_curve.png")
-    console.print(f"{res.model_path} (last epoch; best validation epoch kept in {res.best_path.name}) in {res.wall_s:.1f}s", highlight=False)
+    console.print(f"{pre_dir / res.model_path.name} (last epoch; best validation epoch kept in {res.best_path.name}) in {res.wall_s:.1f}s", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

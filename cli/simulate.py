@@ -97,14 +97,17 @@ def method_variants(method: str | None, variants: str | None) -> str | None:
 def simulate(**kw):
     """GPT-FL end to end: prompts -> synthetic data -> server pre-training -> FL fine-tuning,
     beside standard FL and the synthetic-only model. With no options: the embedded digits task."""
-    from gptfl_ray.methods.gptfl import prepare_simulation, run_simulation, save_simulate_config, simulate_config
-    from gptfl_ray.ray_runtime import ensure_ray
+    from gptfl_ray.errors import ConfigError
+    from gptfl_ray.methods.gptfl import SIMULATE_STATE, check_stages, prepare_simulation, run_simulation, save_simulate_config, simulate_config
     from gptfl_ray.plots import plot_inputs
+    from gptfl_ray.ray_runtime import check_resources, client_requests, ensure_ray, generate_request, train_request
     from gptfl_ray.report import plot_variants, variants_table, write_summary
+    from gptfl_ray.runio import RunLock, check_output_dir, clear_run, load_toml_file, read_config
     from gptfl_ray.tracking import Tracker, check_track
-    from gptfl_ray.runio import load_toml_file, read_config
 
-    run_dir = kw["output_dir"] or Path("runs/simulate")
+    run_dir = check_output_dir(kw["output_dir"] or Path("runs/simulate"))
+    if kw["resume"] and kw["overwrite"]:
+        raise ConfigError("--resume", "give --resume or --overwrite, not both")
     file_cfg = load_toml_file(kw["config"]) if kw["config"] else {}
     if kw["resume"] and not file_cfg:
         file_cfg = read_config(run_dir)
@@ -112,22 +115,29 @@ def simulate(**kw):
     cfg = simulate_config(file_cfg, split_options(kw))
     check_track(kw["track"])
     prepared = prepare_simulation(cfg)  # every input check first: --overwrite deletes nothing on bad input
-    check_run_dir(run_dir, cfg, kw["overwrite"])
+    if not kw["overwrite"]:
+        check_run_dir(run_dir, cfg)
+        check_stages(run_dir, cfg)  # a stage the new settings cannot reuse: refused, never silently replaced
     uses_ray = cfg.federate.engine.backend == "ray" or cfg.generate.engine == "ray" or cfg.pretrain.train_workers > 0
     t0 = time.perf_counter()
     if uses_ray:
         with console.status("starting Ray" if not cfg.federate.engine.address else f"joining Ray at {cfg.federate.engine.address}"):
             ensure_ray(cfg.federate.engine.address)
-    save_simulate_config(run_dir, cfg)
-    with Tracker.create(kw["track"], run_dir, kw["mlflow_uri"], kw["mlflow_experiment"]) as tracker:
-        tracker.log_config(read_config(run_dir))
-        with Progress(TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
-            summary = run_simulation(cfg, run_dir, hooks={"stage": stage_progress(progress), "metrics": tracker.on_round}, prepared=prepared)
-        write_summary(run_dir / "summary.json", summary)
-        plots = plot_variants(summary, run_dir / "plots")
-        plots += plot_inputs(run_dir, prepared[0].dataset, prepared[0].parts, title=f"label distribution: {summary['title']}")
-        tracker.backfill_run(run_dir, summary)
-        tracker.log_run_artifacts(run_dir)
+        check_resources([*client_requests(cfg.federate.engine),
+                         *([generate_request(cfg.generate), train_request(cfg.pretrain)] if cfg.needs_synthetic or "fgl" in cfg.variants else [])])
+    with RunLock(run_dir):
+        if kw["overwrite"]:
+            clear_run(run_dir, SIMULATE_STATE)
+        save_simulate_config(run_dir, cfg)
+        with Tracker.create(kw["track"], run_dir, kw["mlflow_uri"], kw["mlflow_experiment"]) as tracker:
+            tracker.log_config(read_config(run_dir))
+            with Progress(TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+                summary = run_simulation(cfg, run_dir, hooks={"stage": stage_progress(progress), "metrics": tracker.on_round}, prepared=prepared)
+            write_summary(run_dir / "summary.json", summary)
+            plots = plot_variants(summary, run_dir / "plots")
+            plots += plot_inputs(run_dir, prepared[0].dataset, prepared[0].parts, title=f"label distribution: {summary['title']}")
+            tracker.backfill_run(run_dir, summary)
+            tracker.log_run_artifacts(run_dir)
     console.print(variants_table(summary, summary["title"]))
     prompts = summary.get("prompts") or {}
     if prompts.get("template_fallback"):
@@ -138,20 +148,16 @@ def simulate(**kw):
     console.print(f"done in {time.perf_counter() - t0:.1f}s -> {run_dir}/summary.json, {', '.join(p.name for p in plots)}", highlight=False)
 
 
-def check_run_dir(run_dir: Path, cfg, overwrite: bool) -> None:
+def check_run_dir(run_dir: Path, cfg) -> None:
     """A run directory of another data set is never mixed into or silently replaced."""
-    import shutil
-
     from gptfl_ray.errors import ConfigError
     from gptfl_ray.runio import read_config
 
     saved = read_config(run_dir).get("federate", {}).get("data", {}).get("dataset")
     if saved is None or saved == cfg.federate.data.dataset:
         return
-    if not overwrite:
-        raise ConfigError("--output-dir", f"{run_dir} holds a run on {saved!r}, not {cfg.federate.data.dataset!r}; "
-                                          "use another --output-dir, or --overwrite to replace it")
-    shutil.rmtree(run_dir)
+    raise ConfigError("--output-dir", f"{run_dir} holds a run on {saved!r}, not {cfg.federate.data.dataset!r}; "
+                                      "use another --output-dir, or --overwrite to replace it")
 
 
 def register(app: typer.Typer) -> None:

@@ -59,6 +59,7 @@ def prompts_cmd(
     style_words: bool = typer.Option(True, "--style-words/--no-style-words", help="mix glyph style words into image prompts"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     download: bool = typer.Option(False, "--download/--no-download"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace prompts made with other settings"),
 ):
     """Write <run>/prompts/prompts.jsonl: one seeded prompt and guidance scale per sample."""
     from gptfl_ray.synth.config import PromptsConfig
@@ -68,7 +69,31 @@ def prompts_cmd(
                         guidance_min=guidance_min, guidance_max=guidance_max, guidance_draw=guidance_draw,
                         guidance_grid=guidance_grid, style_words=style_words,
                         llm_model=llm_model, llm_max_tries=llm_max_tries, labels=parse_label_option(labels))
-    _make_prompts(_dataset(dataset, data_dir, download), cfg, output_dir)
+    from gptfl_ray.runio import RunLock, check_output_dir
+
+    ds = _dataset(dataset, data_dir, download)
+    check_output_dir(output_dir)
+    with RunLock(output_dir):
+        if not overwrite:
+            _check_prompts(output_dir, cfg)
+        _make_prompts(ds, cfg, output_dir)
+
+
+def _check_prompts(run_dir: Path, cfg) -> None:
+    """Prompts of other settings are not replaced without --overwrite (generation keys on them)."""
+    import json
+
+    from gptfl_ray.config import check_resumable
+    from gptfl_ray.synth.prompts import META_FILE, _config_json, prompts_path
+
+    meta = prompts_path(run_dir).with_name(META_FILE)
+    if meta.is_file():
+        try:
+            saved = json.loads(meta.read_text("utf-8")).get("config")
+        except ValueError:
+            return  # unreadable: vouches for nothing
+        if saved is not None:
+            check_resumable("prompts", run_dir, saved, _config_json(cfg))
 
 
 def generate_cmd(
@@ -116,9 +141,22 @@ def generate_cmd(
                          steps=steps, scheduler=scheduler, compile=compile_unet, height=height,
                          width=width, negative_prompt=negative_prompt, clip_seconds=clip_seconds,
                          speaker_embeddings=speaker_embeddings, vocoder=vocoder, device=device)
+    from gptfl_ray.runio import RunLock, check_output_dir
+
     ds = _dataset(dataset, data_dir, download)
     target = TargetFormat.from_dataset(ds)
     generator_class(cfg.generator).preflight(target, cfg.model, cfg.generator_options())  # before any work
+    check_output_dir(output_dir)
+    with RunLock(output_dir):
+        _generate(cfg, ds, target, output_dir, per_class, scale, seed, dataset)
+
+
+def _generate(cfg, ds, target, output_dir: Path, per_class, scale, seed, dataset) -> None:
+    from gptfl_ray.runio import write_config_section
+    from gptfl_ray.synth.config import PromptsConfig, per_class_count
+    from gptfl_ray.synth.pipeline import generate
+    from gptfl_ray.synth.prompts import prompts_path, read_prompts, take_per_class
+
     if prompts_path(output_dir).is_file():
         rows = read_prompts(output_dir, ds)
         if per_class is not None or scale is not None:
@@ -126,9 +164,10 @@ def generate_cmd(
     else:
         rows = _make_prompts(ds, PromptsConfig(dataset=dataset, per_class=per_class, scale=scale, seed=seed), output_dir)
     if cfg.engine == "ray":
-        from gptfl_ray.ray_runtime import ensure_ray
+        from gptfl_ray.ray_runtime import check_resources, ensure_ray, generate_request
 
         ensure_ray()
+        check_resources([generate_request(cfg)])
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]shards"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -197,6 +197,10 @@ def federate_config(file_cfg: dict[str, Any] | None = None, overrides: dict[str,
         routed["fl"].setdefault("sample_rate", None)
     elif "sample_rate" in routed["fl"]:
         routed["fl"]["clients_per_round"] = None
+    file_fl = file_cfg.get("fl")
+    if isinstance(file_fl, dict) and file_fl.get("clients_per_round") is not None and "sample_rate" not in file_fl:
+        # config.toml drops None: a saved clients_per_round run had no sample rate
+        file_cfg = {**file_cfg, "fl": {**file_fl, "sample_rate": None}}
     parts = {s: build_section(cls, file_cfg.get(s, {}), routed[s], section=s) for s, cls in SECTIONS.items()}
     init = init if init is not None else file_cfg.get("init")
     if init is not None and not isinstance(init, str):
@@ -206,3 +210,53 @@ def federate_config(file_cfg: dict[str, Any] | None = None, overrides: dict[str,
 
 def config_dict(cfg) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+# Settings a continued run may change: where and how fast it runs, how often it reports, and
+# (growing only) how many rounds it has. Everything else decides the result.
+RESUMABLE = frozenset({"eval_every", "checkpoint_every", "backend", "address", "num_actors", "client_cpus", "client_gpus",
+                       "data_dir", "download", "gen_actors", "gen_gpus", "engine", "device", "overwrite", "target_accuracy",
+                       "variants"})
+GROW_ONLY = frozenset({"rounds"})
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if dataclasses.is_dataclass(d):
+        d = dataclasses.asdict(d)
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) or dataclasses.is_dataclass(v):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif v is not None:  # TOML has no None: absent and None are one value
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def resume_diff(saved: Any, new: Any, loose=RESUMABLE, grow=GROW_ONLY) -> list[str]:
+    """Dotted keys in which `new` may not continue what `saved` (a config.toml table) started.
+
+    The one resume-compatibility rule of every command: `federate --resume`, the stages of
+    `simulate` and FGL's rounds all ask this before reusing a directory's state."""
+    a, b = _flat(saved), _flat(new)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf in loose:
+            continue
+        va, vb = a.get(key), b.get(key)
+        if leaf in grow and isinstance(va, int) and isinstance(vb, int):
+            if vb < va:
+                out.append(key)
+        elif va != vb:
+            out.append(key)
+    return out
+
+
+def check_resumable(stage: str, where: Any, saved: Any, new: Any, hint: str = "pass --overwrite to start over, or use another --output-dir") -> None:
+    """One line naming the stage and the keys that differ, when `new` cannot continue `saved`."""
+    diff = resume_diff(saved, new)
+    if diff:
+        shown = ", ".join(diff[:4]) + (f" (+{len(diff) - 4} more)" if len(diff) > 4 else "")
+        raise ConfigError("--output-dir", f"{where} holds a {stage} stage made with other settings ({shown} differ); {hint}")

@@ -32,3 +32,8 @@ def find_config_error(exc: BaseException) -> ConfigError | None:
         stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
         stack += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
     return None
+
+
+class RunError(RuntimeError):
+    """A run-time outcome, not bad input (a secure-aggregation abort, a client that raised): the
+    CLI prints one line and exits 1; the run directory stays resumable from its last checkpoint."""

@@ -9,7 +9,10 @@ Ray picks its node address from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imp
 
 from __future__ import annotations
 
+import math
 import os
+import socket
+from dataclasses import dataclass
 
 from gptfl_ray.errors import ConfigError
 
@@ -44,9 +47,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
         return False
     address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` on a cluster
     if address and address != "local":
+        check_reachable(address)
         try:
             ray.init(address=address, configure_logging=False, log_to_driver=False)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure to join is one line about --address
             raise ConfigError("--address", f"cannot connect to a Ray cluster at {address!r} ({str(exc).splitlines()[0]})") from None
         return True
     if os.environ[_LOOPBACK_ENV] == "0":
@@ -61,3 +65,109 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
     # address="local": always our own instance, never another session's cluster found on this machine
     ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False, **kwargs)
     return True
+
+
+CONNECT_TIMEOUT_S = 3.0
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    if address == "auto":  # the address `ray start` left for this machine, if any
+        try:
+            with open(os.path.join(os.environ.get("RAY_TMPDIR", "/tmp/ray"), "ray_current_cluster")) as fh:
+                address = fh.read().strip()
+        except OSError:
+            return None  # ray.init says there is no cluster to join, at once
+    for scheme in ("ray://", "http://", "https://"):
+        if address.startswith(scheme):
+            address = address[len(scheme):]
+    host, sep, port = address.rstrip("/").rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str) -> None:
+    """An address nobody answers on fails within seconds, not after ray.init's long retries."""
+    hp = _host_port(address)
+    if hp is None:
+        return
+    try:
+        with socket.create_connection(hp, timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise ConfigError("--address", f"no Ray cluster answers at {address!r} ({hp[0]}:{hp[1]}: {exc.strerror or exc})") from None
+
+
+@dataclass(frozen=True)
+class Request:
+    """`count` actors (None: as many as fit) of `cpus` CPUs and `gpus` GPUs each."""
+
+    what: str  # "client executor", "generator actor", "training worker"
+    count: int | None
+    cpus: float
+    gpus: float
+    count_option: str
+    gpu_option: str
+    cpu_option: str = ""
+
+
+def _fit(nodes: list[dict], cpus: float, gpus: float) -> int:
+    """How many such actors the alive nodes hold, each actor on one node."""
+    eps = 1e-9
+    total = 0
+    for node in nodes:
+        if not node.get("Alive", False):
+            continue
+        res = node.get("Resources", {})
+        n = math.floor(res.get("CPU", 0.0) / cpus + eps) if cpus > 0 else 10**9
+        if gpus > 0:
+            n = min(n, math.floor(res.get("GPU", 0.0) / gpus + eps))
+        total += n
+    return total
+
+
+def check_resources(requests: list[Request], nodes: list[dict] | None = None) -> None:
+    """Every resource request against the cluster, before any work: a request Ray can never
+    grant would otherwise wait forever. One ConfigError naming the option that asks too much."""
+    requests = [r for r in requests if r is not None]
+    if not requests:
+        return
+    import ray
+
+    nodes = ray.nodes() if nodes is None else nodes
+    have = {"CPU": 0.0, "GPU": 0.0}
+    for node in nodes:
+        if node.get("Alive", False):
+            for k in have:
+                have[k] += node.get("Resources", {}).get(k, 0.0)
+    cluster = f"the cluster has {have['CPU']:g} CPU and {have['GPU']:g} GPU"
+    for r in requests:
+        need = f"{r.cpus:g} CPU" + (f" + {r.gpus:g} GPU" if r.gpus > 0 else "")
+        n = _fit(nodes, r.cpus, r.gpus)
+        if n == 0:
+            option = r.gpu_option if r.gpus > 0 and _fit(nodes, r.cpus, 0) > 0 else (r.cpu_option or r.gpu_option)
+            raise ConfigError(option, f"no Ray node has room for one {r.what} of {need}; {cluster}")
+        if r.count is not None and r.count > n:
+            raise ConfigError(r.count_option, f"{r.count} {r.what}s of {need} each do not fit; {cluster} (room for {n})")
+
+
+def client_requests(engine) -> list[Request]:
+    """The FL client-executor pool of an EngineConfig (nothing for the local backend)."""
+    if engine.backend != "ray":
+        return []
+    return [Request("client executor", engine.num_actors, engine.client_cpus, engine.client_gpus,
+                    "--num-actors", "--client-gpus", "--client-cpus")]
+
+
+def generate_request(gen) -> Request | None:
+    """A GenerateConfig's Ray Data actor pool (one CPU each, Ray Data's default for actors)."""
+    if gen.engine != "ray":
+        return None
+    return Request("generator actor", gen.gen_actors, 1.0, gen.gen_gpus, "--gen-actors", "--gen-gpus")
+
+
+def train_request(pre) -> Request | None:
+    """A PretrainConfig's Ray Train workers (one CPU each, plus --train-gpus)."""
+    if pre.train_workers == 0:
+        return None
+    return Request("training worker", pre.train_workers, 1.0, pre.train_gpus, "--train-workers", "--train-gpus")

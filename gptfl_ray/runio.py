@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 import tomllib
 from pathlib import Path
@@ -21,6 +22,8 @@ import tomli_w
 from gptfl_ray.errors import ConfigError
 
 CONFIG_NAME = "config.toml"
+KEY_NAME = "key.json"  # a stage directory's cache key, published with its outputs
+LOCK_NAME = ".lock"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -86,3 +89,136 @@ def load_toml_file(path: str | Path, option: str = "--config") -> dict[str, Any]
         return tomllib.loads(p.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(option, f"{p} is not valid TOML ({exc})") from None
+
+
+# ------------------------------------------------------------------------ stage publishing
+
+
+def stage_tmp(final: str | Path) -> Path:
+    """A fresh, empty build directory beside `final` (same file system, so the rename is atomic)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.build")
+    if tmp.exists():  # a killed build: never reused
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
+def publish_dir(tmp: str | Path, final: str | Path) -> None:
+    """Put a finished build in place of `final`: outputs and their cache key appear together.
+
+    Two renames: a kill between them leaves no `final` (the stage reruns) and an `.old` that the
+    next publish removes, never a mix of an old key and new outputs."""
+    tmp, final = Path(tmp), Path(final)
+    old = final.with_name(f".{final.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_key(stage_dir: str | Path) -> Any:
+    """The cache key a stage published with its outputs (None when absent or unreadable)."""
+    try:
+        return json.loads((Path(stage_dir) / KEY_NAME).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_key(stage_dir: str | Path, key: Any) -> None:
+    atomic_write_json(Path(stage_dir) / KEY_NAME, json.loads(json.dumps(plain(key))))
+
+
+# ------------------------------------------------------------------------ the run directory
+
+
+def check_output_dir(path: str | Path, option: str = "--output-dir") -> Path:
+    """A run directory that is a file, or lies where nothing can be written, is bad input."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(option, f"{path} is a file, not a directory")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(option, f"{probe} is a file, so {path} cannot be a directory")
+    try:  # os.access ignores read-only mounts and lies to root: try it
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".gptfl-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ConfigError(option, f"cannot write in {probe} ({exc.strerror or exc})") from None
+    return path
+
+
+def clear_run(run_dir: str | Path, names: tuple[str, ...]) -> None:
+    """`--overwrite`: remove every piece of an earlier run's state a command owns."""
+    run_dir = Path(run_dir)
+    for name in names:
+        p = run_dir / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    for p in run_dir.glob(".*.build"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+class RunLock:
+    """One writer per run directory: `.lock` holds the writer's PID under an flock.
+
+    The kernel drops an flock when its process dies, so a stale lock of a killed run is simply
+    taken over; a live holder makes a second command refuse with one line naming its PID.
+    The file is removed on release (and re-checked by inode on acquire, so two commands never
+    both hold a lock on different files)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                raise ConfigError("--output-dir", f"{self.path.parent} is in use by another gptfl-ray command (PID {holder}); "
+                                                  "wait for it or use another --output-dir") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the holder removed the file between our open and flock: try again
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+            self.fd = None
+
+
+def same_key(stage_dir: str | Path, key: Any) -> bool:
+    return read_key(stage_dir) == json.loads(json.dumps(plain(key)))
+
+
+def drop_config_section(run_dir: str | Path, section: str) -> None:
+    """Invalidate a cache key before rewriting what it vouches for (a kill in between then
+    leaves no key, never an old key over new outputs)."""
+    merged = read_config(run_dir)
+    if section in merged:
+        del merged[section]
+        atomic_write_text(Path(run_dir) / CONFIG_NAME, tomli_w.dumps(merged))

@@ -17,6 +17,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.faults import fault_point
 from gptfl_ray.fl.algorithms.base import ServerState
 from gptfl_ray.runio import atomic_write_bytes, atomic_write_json
 
@@ -30,6 +31,7 @@ def save_checkpoint(ckpt_dir: str | Path, state: ServerState, meta: dict, client
     blob = st_save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
     stem = ckpt_dir / f"round_{state.round:05d}"
     atomic_write_bytes(stem.with_suffix(".safetensors"), blob)
+    fault_point("checkpoint")  # a kill here leaves a tensor file no JSON names: the older checkpoint wins
     atomic_write_json(stem.with_suffix(".json"), {**meta, "round": state.round, "sha256": hashlib.sha256(blob).hexdigest()})
     old = sorted(ckpt_dir.glob("round_*.json"))[:-keep] if keep else []
     for j in old:

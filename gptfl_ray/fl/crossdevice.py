@@ -97,8 +97,11 @@ class CrossDevice:
             try:
                 secagg = secure_sum(vectors, clip=1.0, bits=fl.secagg_bits, dropout=set(res.partial.dropped),
                                     rng_seed=hash((fl.seed, r)) & 0x7FFFFFFF)
-            except SecAggAbort as exc:
-                raise ConfigError("--dropout", f"round {r}: {exc}") from None
+            except SecAggAbort as exc:  # a run-time outcome, not bad input (exit 1, resumable)
+                from gptfl_ray.errors import RunError
+
+                raise RunError(f"secure aggregation aborted in round {r} ({exc}); the run stops at its last checkpoint "
+                               "(--resume continues it)") from None
             total = secagg.total.astype(np.float64)
             total[: self.num_params] *= clip  # uploads were contribution / C, each coordinate in [-1, 1]
             bound = quantization_error_bound(len(secagg.survivors), 1.0, fl.secagg_bits) * clip / dp.denominator

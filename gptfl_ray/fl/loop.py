@@ -10,6 +10,7 @@ ends on exactly the weights an uninterrupted run reaches.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ import numpy as np
 
 from gptfl_ray.config import FederateConfig, config_dict
 from gptfl_ray.data.base import Dataset
-from gptfl_ray.errors import ConfigError
+from gptfl_ray.errors import ConfigError, RunError, find_config_error
+from gptfl_ray.faults import fault_point
 from gptfl_ray.fl.aggregate import finalize
 from gptfl_ray.fl.algorithms import build_algorithm
 from gptfl_ray.fl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -72,8 +74,9 @@ def secure_aggregate(res, agg, fl, round_idx):
     try:
         out = secure_sum(vectors, clip=fl.secagg_clip, bits=fl.secagg_bits, dropout=set(res.partial.dropped),
                          rng_seed=hash((fl.seed, round_idx)) & 0x7FFFFFFF)
-    except SecAggAbort as exc:
-        raise ConfigError("--dropout", f"round {round_idx}: {exc}") from None
+    except SecAggAbort as exc:  # too few survivors this round: a run-time outcome, not bad input
+        raise RunError(f"secure aggregation aborted in round {round_idx} ({exc}); the run stops at its last checkpoint "
+                       "(--resume continues it; lower --dropout or sample more clients per round)") from None
     total = out.total
     weight = float(total[-1])
     bound = quantization_error_bound(len(out.survivors), fl.secagg_clip, fl.secagg_bits) / max(weight, 1e-12)
@@ -83,10 +86,19 @@ def secure_aggregate(res, agg, fl, round_idx):
 
 
 def _read_jsonl(path: Path, upto_round: int) -> list[dict]:
+    """Rows up to the checkpoint's round; a torn last line (a kill mid-append) is dropped."""
     if not path.exists():
         return []
-    rows = [json.loads(l) for l in path.read_text("utf-8").splitlines() if l.strip()]
-    return [r for r in rows if r["round"] <= upto_round]
+    lines = [l for l in path.read_text("utf-8").splitlines() if l.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise ConfigError(str(path), f"line {i + 1} is not JSON; the file is damaged") from None
+    return [r for r in rows if isinstance(r, dict) and r.get("round", upto_round + 1) <= upto_round]
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -127,13 +139,16 @@ def run_federation(
         server_momentum=fl.server_momentum, beta1=fl.beta1, beta2=fl.beta2, tau=fl.tau,
     )
     state = algo.init(params0)
+    ckpt_dir = out / "checkpoints"
+    if not resume:  # a fresh run: no checkpoint or control variate of an earlier one may leak in
+        for stale in (ckpt_dir, out / "state"):
+            shutil.rmtree(stale, ignore_errors=True)
     store = ClientStateStore(out / "state" / "controls.f32", num_clients, len(params0)) if algo.uses_control else None
 
     history: list[dict] = []
     rounds: list[dict] = []
     cum_down = cum_up = 0
     meta: dict = {}
-    ckpt_dir = out / "checkpoints"
     if resume and (ck := latest_checkpoint(ckpt_dir)) is not None:
         state, meta, client_state = load_checkpoint(ck)
         if len(state.params) != len(params0):
@@ -185,7 +200,17 @@ def run_federation(
             ids = sel.ids
             c_global = state.slots.get("c") if algo.uses_control else None
             controls = store.get(ids) if store is not None else None
-            res = engine.run_round(state.params, ids, r, c_global, controls, dp_clip=xdev.client_clip)
+            try:
+                res = engine.run_round(state.params, ids, r, c_global, controls, dp_clip=xdev.client_clip)
+            except (ConfigError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a client's failure is the run's, reported in one line
+                found = find_config_error(exc)
+                if found is not None:
+                    raise found from None
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                raise RunError(f"round {r}: a client failed ({type(exc).__name__}: {first[:300]}); "
+                               "the run stops at its last checkpoint (--resume continues it)") from exc
             secagg, extra = None, dict(sel.info)
             if xdev.dp is not None:  # noised on the server after the (plain or secure) sum
                 agg, secagg, dp_info = xdev.aggregate(res, r)
@@ -218,6 +243,7 @@ def run_federation(
             }
             rounds.append(row)
             _append_jsonl(out / "rounds.jsonl", row)
+            fault_point("round")
             if r % fl.eval_every == 0 or r == fl.rounds:
                 ev = {"round": r, **held_out(eval_model, state.params),
                       **{k2: row[k2] for k2 in ("cum_bytes", "cum_bytes_down", "cum_bytes_up", "gradient_diversity", "dropped", "epsilon", "sim_time_s") if k2 in row}}

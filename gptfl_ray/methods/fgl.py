@@ -44,7 +44,9 @@ import numpy as np
 
 from gptfl_ray.fl.loop import ModelFactory, run_federation
 from gptfl_ray.methods.client_prompts import ClientUpload, build_uploads, prompt_spec
-from gptfl_ray.runio import plain, atomic_write_text, read_config, write_config_section
+from gptfl_ray.config import check_resumable
+from gptfl_ray.runio import (atomic_write_text, drop_config_section, plain, publish_dir, read_config, same_key, stage_tmp,
+                             write_config_section, write_key)
 from gptfl_ray.synth.generators.base import derive_seed, row_rng
 
 FGL_DIR = "fgl"
@@ -151,7 +153,9 @@ def client_uploads(cfg, task, run_dir: Path, progress: Callable[[int], None] | N
     eng = cfg.federate.engine
     uploads = build_uploads(spec, ds.x_train, ds.y_train, task.parts, backend=eng.backend, num_actors=eng.num_actors,
                             client_cpus=eng.client_cpus, client_gpus=eng.client_gpus, on_client=progress)
-    # What each client put on the wire, byte for byte, with its length beside it.
+    # What each client put on the wire, byte for byte, with its length beside it. The old key
+    # goes first: a kill before the new key is written leaves uploads no key vouches for.
+    drop_config_section(out, "uploads_key")
     atomic_write_text(path, "".join(json.dumps({"client": u.client_id, "bytes": u.nbytes, "body": u.body()}, ensure_ascii=False) + "\n"
                                     for u in uploads))
     write_config_section(out, "uploads_key", key)
@@ -218,12 +222,14 @@ def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> On
     model_dir = out / "model"
     key = {**dataclasses.asdict(cfg.pretrain), "model": cfg.federate.model.name, "norm": cfg.federate.model.norm,
            "synthetic": manifest.get("sha256", ""), "init_pretrained": cfg.init_pretrained}
-    if not ((model_dir / "model.safetensors").exists() and _same_key(out, "train_key", key)):
+    if not ((model_dir / "model.safetensors").exists() and same_key(model_dir, key)):
         from gptfl_ray.pretrain.trainer import pretrain_on_shards
 
-        pretrain_on_shards(cfg.pretrain, factory, ds, out, model_dir, on_epoch=stage("fgl train", cfg.pretrain.epochs),
+        build = stage_tmp(model_dir)  # the model and its key appear together, or not at all
+        pretrain_on_shards(cfg.pretrain, factory, ds, out, build, on_epoch=stage("fgl train", cfg.pretrain.epochs),
                            init_params=init)
-        write_config_section(out, "train_key", key)
+        write_key(build, key)
+        publish_dir(build, model_dir)
     params = get_flat(load_model_file(factory(), model_dir / "model.safetensors", option="--output-dir"))
     held_out = HeldOut(ds)
     return OneShot(params=params, init_eval=held_out(factory(), init), eval=held_out(factory(), params),
@@ -311,9 +317,10 @@ def run_fgl_rounds_variant(cfg, task, factory: ModelFactory, run_dir: str | Path
            "synthetic": shot.synthetic_sha,
            "federate": {s: getattr(fcfg, s) for s in ("data", "model")} | {"fl": dataclasses.replace(fl, rounds=0, eval_every=1, checkpoint_every=0)}}
     saved = read_config(out)
-    same = saved.get("fgl_rounds_key") == plain(key) and saved.get("rounds", {}).get("n", 0) <= fl.rounds
-    if not same and out.exists():
-        shutil.rmtree(out)  # another start or other settings: these rounds are not ours to continue
+    same = bool(saved)
+    if saved:  # never silently replaced: `simulate --overwrite` clears the run first
+        check_resumable("fgl_rounds", out, {"key": saved.get("fgl_rounds_key"), "rounds": saved.get("rounds", {}).get("n", 0)},
+                        {"key": plain(key), "rounds": fl.rounds})
     write_config_section(out, "fgl_rounds_key", key)
     write_config_section(out, "rounds", {"n": fl.rounds})
     hook = None

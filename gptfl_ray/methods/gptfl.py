@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat, num_params
 from gptfl_ray.pretrain.config import PretrainConfig
 from gptfl_ray.report import variant_summary
-from gptfl_ray.runio import atomic_write_json, plain, read_config, write_config_section
+from gptfl_ray.config import check_resumable
+from gptfl_ray.runio import plain, publish_dir, read_config, same_key, stage_tmp, write_config_section, write_key
 from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
 
 VARIANTS = ("fedavg", "synthetic", "gptfl", "fgl")
@@ -93,13 +93,6 @@ def initial_params(cfg: SimulateConfig, factory: ModelFactory) -> np.ndarray | N
     return get_flat(model)
 
 
-def _same(section: str, run_dir: Path, cfg: Any) -> bool:
-    saved = read_config(run_dir).get(section)
-    if saved is None:
-        return False
-    return saved == plain(cfg)
-
-
 def prepare_simulation(cfg: SimulateConfig) -> tuple[Task, np.ndarray | None]:
     """Every check that can fail on user input, before anything is written or trained."""
     task = load_task(cfg.federate)
@@ -150,12 +143,14 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
         manifest_sha = store.read_manifest(run_dir).get("sha256", "")
         pre_key = {**dataclasses.asdict(cfg.pretrain), "model": cfg.federate.model.name, "norm": cfg.federate.model.norm,
                    "synthetic": manifest_sha, "init_pretrained": cfg.init_pretrained}
-        if not ((pre_dir / "model.safetensors").exists() and _same("pretrain_key", run_dir, pre_key)):
+        if not ((pre_dir / "model.safetensors").exists() and same_key(pre_dir, pre_key)):
             from gptfl_ray.pretrain.trainer import pretrain_on_shards
 
-            pretrain_on_shards(cfg.pretrain, factory, ds, run_dir, pre_dir, on_epoch=stage("pretrain", cfg.pretrain.epochs),
+            build = stage_tmp(pre_dir)  # outputs and key appear together, or not at all
+            pretrain_on_shards(cfg.pretrain, factory, ds, run_dir, build, on_epoch=stage("pretrain", cfg.pretrain.epochs),
                                init_params=init)
-            write_config_section(run_dir, "pretrain_key", pre_key)
+            write_key(build, pre_key)
+            publish_dir(build, pre_dir)
         times.add("pretrain", t0)
         pretrained = get_flat(load_model_file(factory(), pre_dir / "model.safetensors", option="--output-dir"))
 
@@ -230,9 +225,10 @@ def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.nda
     """Run (or resume, or reuse) one FL variant in its own directory."""
     start_key = {"sha256": "random-init" if start is None else hashlib.sha256(np.ascontiguousarray(start).tobytes()).hexdigest()}
     saved = read_config(out) if out.exists() else {}
-    same = saved.get("start") == start_key and _resumable(saved.get("federate"), plain(fcfg))
-    if not same and out.exists():
-        shutil.rmtree(out)  # a stale variant from other settings or another start (simulate owns this folder)
+    same = bool(saved)
+    if saved:  # never silently replaced: `simulate --overwrite` clears the run first
+        check_resumable(f"federate/{out.name}", out, {"federate": saved.get("federate"), "start": saved.get("start")},
+                        {"federate": plain(fcfg), "start": start_key})
     write_config_section(out, "federate", fcfg)
     write_config_section(out, "start", start_key)
     progress = on_round
@@ -243,20 +239,6 @@ def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.nda
             on_metrics(m)
 
     return run_federation(fcfg, task.dataset, task.parts, out, resume=same, init_params=start, on_round=cb)
-
-
-def _resumable(saved: dict | None, new: dict) -> bool:
-    """Same experiment up to settings a resumed run may change (engine, eval/checkpoint cadence,
-    more rounds)."""
-    if saved is None:
-        return False
-    loose = {"rounds", "eval_every", "checkpoint_every"}
-    for sec in ("data", "model", "fl", "privacy", "devices"):
-        a = {k: v for k, v in saved.get(sec, {}).items() if k not in loose}
-        b = {k: v for k, v in new.get(sec, {}).items() if k not in loose}
-        if a != b:
-            return False
-    return saved.get("fl", {}).get("rounds", 0) <= new["fl"]["rounds"] and saved.get("init") == new.get("init")
 
 
 SIM_KEYS = ("variants", "target_accuracy", "init_pretrained")
@@ -296,6 +278,41 @@ def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[s
     elif isinstance(sim.get("variants"), list):
         sim["variants"] = tuple(sim["variants"])
     return SimulateConfig(federate=fed, prompts=prompts, generate=generate, pretrain=pre, fgl=fgl, **sim)
+
+
+# What `simulate --overwrite` removes: every stage's state (and the lock-free leftovers of builds).
+SIMULATE_STATE = ("config.toml", "prompts", "synthetic", "pretrain", "federate", "fgl", "summary.json", "plots", "mlruns", "tensorboard")
+
+
+def stage_sections(cfg: SimulateConfig) -> dict[str, tuple[str, dict]]:
+    """Each stage of a simulate run: (its output in the run directory, the settings it depends on)."""
+    p = plain
+    pre = {"pretrain": p(cfg.pretrain), "model": p(cfg.federate.model), "init_pretrained": cfg.init_pretrained}
+    return {
+        "prompts": ("prompts", {"prompts": p(cfg.prompts)}),
+        "generate": ("synthetic", {"prompts": p(cfg.prompts), "generate": p(cfg.generate)}),
+        "pretrain": ("pretrain", pre),
+        "federate": ("federate", {"federate": p(cfg.federate), **pre, "generate": p(cfg.generate)}),
+        "fgl": ("fgl", {"fgl": p(cfg.fgl), "prompts": p(cfg.prompts), "generate": p(cfg.generate), **pre,
+                        "federate": p(cfg.federate)}),
+    }
+
+
+def check_stages(run_dir: str | Path, cfg: SimulateConfig) -> None:
+    """Before anything is written: a stage already in `run_dir` that the new settings cannot
+    reuse or continue is refused with one line naming the stage and the differing keys."""
+    run_dir = Path(run_dir)
+    saved = read_config(run_dir)
+    if not saved:
+        return
+    saved_cfg = {"prompts": saved.get("prompts"), "generate": saved.get("generate"), "pretrain": saved.get("pretrain"),
+                 "fgl": saved.get("fgl"), "federate": saved.get("federate"),
+                 "init_pretrained": saved.get("simulate", {}).get("init_pretrained", False),
+                 "model": saved.get("federate", {}).get("model")}
+    for name, (output, deps) in stage_sections(cfg).items():
+        if not (run_dir / output).exists():
+            continue
+        check_resumable(name, run_dir, {k: saved_cfg.get(k) for k in deps}, deps)
 
 
 def save_simulate_config(run_dir: str | Path, cfg: SimulateConfig) -> None:

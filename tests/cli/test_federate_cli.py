@@ -58,7 +58,7 @@ def test_run_then_resume_then_corrupt_checkpoint(tmp_path):
     assert res.exit_code == 2 and "--resume" in res.output
     # A resumed run may not change the experiment.
     res = invoke(["--resume", "--alpha", "0.3", "--output-dir", str(out)])
-    assert res.exit_code == 2 and "--alpha" in res.output
+    assert res.exit_code == 2 and "data.alpha" in res.output
 
     before = (out / "metrics.jsonl").read_text()
     ck = sorted((out / "checkpoints").glob("*.safetensors"))[-1]
