@@ -7,6 +7,7 @@ from typing import Callable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages name TOML tables like [fl]: not markup
 
 from gptfl_ray.errors import ConfigError, RunError
 
@@ -30,10 +31,10 @@ def guarded(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2)
         except RunError as exc:
-            err_console.print(f"[bold red]failed:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1)
         except KeyboardInterrupt:
             err_console.print(f"interrupted; {hint}", highlight=False, soft_wrap=True)

@@ -95,13 +95,12 @@ def load_toml_file(path: str | Path, option: str = "--config") -> dict[str, Any]
 
 
 def stage_tmp(final: str | Path) -> Path:
-    """A fresh, empty build directory beside `final` (same file system, so the rename is atomic)."""
+    """The build directory beside `final` (same file system, so the rename is atomic). A killed
+    build's directory is kept: pre-training resumes its epochs there only under the same settings
+    (pretrain/trainer.py fingerprints them); `--overwrite` (clear_run) removes it."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.build")
-    if tmp.exists():  # a killed build: never reused
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp.mkdir(parents=True, exist_ok=True)
     return tmp
 
 

@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 from gptfl_ray.data.base import Dataset
+from gptfl_ray.faults import fault_point
 from gptfl_ray.fl.loop import ModelFactory
 from gptfl_ray.models.export import model_metadata, stamp_metadata
 from gptfl_ray.pretrain.config import PretrainConfig
@@ -194,6 +195,7 @@ def _fit_in_process(loop_cfg: dict, train: dict, held_out: dict, out: Path, on_e
         shutil.copytree(ckpt_dir, tmp)
         shutil.rmtree(resume_dir / "last", ignore_errors=True)
         tmp.rename(resume_dir / "last")
+        fault_point("epoch")
         if on_epoch:
             on_epoch(row["epoch"])
 

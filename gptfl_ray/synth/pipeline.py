@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from gptfl_ray.errors import ConfigError, find_config_error
+from gptfl_ray.faults import fault_point
 from gptfl_ray.ray_runtime import ensure_ray
 from gptfl_ray.runio import atomic_write_bytes, atomic_write_json
 from gptfl_ray.synth.config import GenerateConfig
@@ -187,6 +188,7 @@ class ShardWriter:
         self.manifest["shards"] = sorted(shards, key=lambda e: e["shard"])
         self.manifest["total_rows"] = sum(e["rows"] for e in self.manifest["shards"])
         atomic_write_json(self.out / MANIFEST, self.manifest)  # only now does the shard count as done
+        fault_point("shard")
         self.written.append(k)
         if self.on_shard:
             self.on_shard(k, entry["rows"])
