@@ -140,7 +140,8 @@ def run_federation(
     )
     state = algo.init(params0)
     ckpt_dir = out / "checkpoints"
-    if not resume:  # a fresh run: no checkpoint or control variate of an earlier one may leak in
+    ck = latest_checkpoint(ckpt_dir) if resume else None
+    if ck is None:  # a fresh start (or a resume before the first checkpoint): nothing earlier may leak in
         for stale in (ckpt_dir, out / "state"):
             shutil.rmtree(stale, ignore_errors=True)
     store = ClientStateStore(out / "state" / "controls.f32", num_clients, len(params0)) if algo.uses_control else None
@@ -149,7 +150,7 @@ def run_federation(
     rounds: list[dict] = []
     cum_down = cum_up = 0
     meta: dict = {}
-    if resume and (ck := latest_checkpoint(ckpt_dir)) is not None:
+    if ck is not None:
         state, meta, client_state = load_checkpoint(ck)
         if len(state.params) != len(params0):
             raise ConfigError("--resume", f"checkpoint {ck} holds {len(state.params)} weights, the model has {len(params0)}")
