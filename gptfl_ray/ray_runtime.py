@@ -44,6 +44,19 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
 
     quiet_ray_logs()
     if ray.is_initialized():
+        # An explicit --address must not be ignored because this process (a test, a notebook)
+        # already runs Ray: an address nobody answers on is still bad input, and another
+        # cluster than the one joined cannot be honoured without ray.shutdown().
+        if address and address != "local":
+            check_reachable(address)
+            try:  # Ray Client (ray://) sessions have no GCS address here: nothing to compare
+                current = ray.get_runtime_context().gcs_address
+            except Exception:  # noqa: BLE001
+                current = None
+            if (current and address != "auto" and not address.startswith("ray://")
+                    and _host_port(address) != _host_port(current)):
+                raise ConfigError("--address", f"this process already runs Ray at {current}; it cannot also "
+                                               f"join {address!r} (call ray.shutdown() first)")
         return False
     address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` on a cluster
     if address and address != "local":
