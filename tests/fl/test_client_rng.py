@@ -40,15 +40,6 @@ def federate(engine, params, rounds):
     return params
 
 
-@pytest.fixture(scope="module")
-def ray_runtime():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
-
 def test_dropout_is_drawn_from_the_client_seed():
     spec = ExecutorSpec(model_fn=ModelFactory("fedaudio", SHAPE, 3, seed=SEED), local=LocalTrainConfig(batch_size=2), seed=SEED)
     model = spec.model_fn()

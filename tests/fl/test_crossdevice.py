@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import ray
 
 from gptfl_ray.config import federate_config
 from gptfl_ray.data import load_dataset
@@ -152,15 +151,6 @@ def test_without_devices_or_dp_the_plain_sampler_is_used(digits, tmp_path):
     b = run(digits, tmp_path / "b", rounds=2, devices="uniform")  # ideal devices, no deadline: same clients
     assert np.array_equal(a.params, b.params)
     assert "sim_time_s" not in a.rounds[0] and b.rounds[1]["sim_time_s"] > 0
-
-
-@pytest.fixture(scope="module")
-def ray_runtime():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.ray
