@@ -49,8 +49,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-import ray  # noqa: E402
 import psutil  # noqa: E402  (after ray: Ray vendors psutil)
+import ray  # noqa: E402
 import torch  # noqa: E402
 
 from gptfl_ray.config import EngineConfig  # noqa: E402
@@ -82,8 +82,16 @@ class PlainLoop:
         partial = PartialSum()
         for cid in ids:
             idx = torch.from_numpy(self.parts[int(cid)])
-            r = client_update(self.model, params, self.x[idx], self.y[idx], self.spec.local,
-                              client_seed(self.spec.seed, round_idx, int(cid)), client_id=int(cid), layout=self.layout)
+            r = client_update(
+                self.model,
+                params,
+                self.x[idx],
+                self.y[idx],
+                self.spec.local,
+                client_seed(self.spec.seed, round_idx, int(cid)),
+                client_id=int(cid),
+                layout=self.layout,
+            )
             partial.add(r.delta, r.num_samples, r.loss)
         return partial
 
@@ -130,21 +138,36 @@ def timed(fn):
 def overhead_workloads(args):
     ds = load_digits_dataset(seed=SEED)
     digits_parts = partition(ds.y_train, 50, "dirichlet", SEED, alpha=0.1)
-    yield ("digits, `cnn`, 50 clients, 10/round, dirichlet 0.1, 2 local epochs, batch 16",
-           make_spec("cnn", ds.input_shape, 2, 16), ds.prepare(ds.x_train), ds.y_train.astype(np.int64),
-           digits_parts, 10, args.rounds_digits)
+    yield (
+        "digits, `cnn`, 50 clients, 10/round, dirichlet 0.1, 2 local epochs, batch 16",
+        make_spec("cnn", ds.input_shape, 2, 16),
+        ds.prepare(ds.x_train),
+        ds.y_train.astype(np.int64),
+        digits_parts,
+        10,
+        args.rounds_digits,
+    )
     rng = np.random.default_rng(SEED)
     n = 50 * args.convnet_samples
     x = rng.standard_normal((n, 3, 32, 32), dtype=np.float32)
     y = rng.integers(0, 10, n).astype(np.int64)
     conv_parts = partition(y, 50, "iid", SEED)  # equal clients: one batch of 16 per client
-    yield (f"random 3x32x32, `convnet`, 50 clients x {args.convnet_samples} samples (iid), 10/round, 1 local epoch, batch 16",
-           make_spec("convnet", (3, 32, 32), 1, 16), x, y, conv_parts, 10, args.rounds_convnet)
+    yield (
+        f"random 3x32x32, `convnet`, 50 clients x {args.convnet_samples} samples (iid), 10/round, 1 local epoch, batch 16",
+        make_spec("convnet", (3, 32, 32), 1, 16),
+        x,
+        y,
+        conv_parts,
+        10,
+        args.rounds_convnet,
+    )
 
 
 def bench_overhead(args) -> list[str]:
-    lines = ["| workload | path | timed rounds | wall (s) | per round (ms) | wall ratio vs plain loop | CPU (s), all processes | CPU ratio | start-up (s): actors + warm-up round | max abs weight diff vs plain |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| workload | path | timed rounds | wall (s) | per round (ms) | wall ratio vs plain loop | CPU (s), all processes | CPU ratio | start-up (s): actors + warm-up round | max abs weight diff vs plain |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for title, spec, x, y, parts, per_round, rounds in overhead_workloads(args):
         paths: dict[str, object] = {}
         startup: dict[str, float] = {}
@@ -153,10 +176,13 @@ def bench_overhead(args) -> list[str]:
         # A control: the same executor as the actors, in this process. Its distance from the
         # plain loop shows how much of a difference is noise from the machine's other load.
         paths["local engine (in-process executor)"], startup["local engine (in-process executor)"] = timed(
-            lambda: LocalEngine(spec, x, y, parts))
+            lambda: LocalEngine(spec, x, y, parts)
+        )
         for k in (1, 2):
             name = f"ray, {k} actor{'s' if k > 1 else ''} x 1 CPU"
-            paths[name], startup[name] = timed(lambda k=k: RayEngine(spec, x, y, parts, EngineConfig(backend="ray", num_actors=k)))
+            paths[name], startup[name] = timed(
+                lambda k=k: RayEngine(spec, x, y, parts, EngineConfig(backend="ray", num_actors=k))
+            )
         p0 = get_flat(spec.model_fn())
         params = {name: p0 for name in paths}
         wall = {name: 0.0 for name in paths}
@@ -166,15 +192,17 @@ def bench_overhead(args) -> list[str]:
             startup[name] += dt
         names = list(paths)
         for r in range(1, rounds + 1):
-            for name in names[r % len(names):] + names[: r % len(names)]:  # rotate: no path always first
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: no path always first
                 c0 = tree_cpu()
                 params[name], dt = timed(lambda: fedavg_round(paths[name], params[name], len(parts), per_round, r))
                 cpu[name] += tree_cpu() - c0
                 wall[name] += dt
         for name in paths:
             diff = float(np.abs(params[name] - params[base]).max())
-            lines.append(f"| {title} | {name} | {rounds} | {wall[name]:.2f} | {1000 * wall[name] / rounds:.0f} | "
-                         f"{wall[name] / wall[base]:.3f} | {cpu[name]:.2f} | {cpu[name] / cpu[base]:.3f} | {startup[name]:.1f} | {diff:.1e} |")
+            lines.append(
+                f"| {title} | {name} | {rounds} | {wall[name]:.2f} | {1000 * wall[name] / rounds:.0f} | "
+                f"{wall[name] / wall[base]:.3f} | {cpu[name]:.2f} | {cpu[name] / cpu[base]:.3f} | {startup[name]:.1f} | {diff:.1e} |"
+            )
         for path in paths.values():
             if isinstance(path, RayEngine):
                 path.close()
@@ -224,7 +252,9 @@ def bench_scale(args) -> list[str]:
     engines, startup = {}, {}
     for pop in pops:
         parts = [np.arange(i * spc, (i + 1) * spc, dtype=np.int64) for i in range(pop)]
-        engines[pop], startup[pop] = timed(lambda: RayEngine(spec, x, y, parts, EngineConfig(backend="ray", num_actors=2)))
+        engines[pop], startup[pop] = timed(
+            lambda: RayEngine(spec, x, y, parts, EngineConfig(backend="ray", num_actors=2))
+        )
     actor_pids = {pop: {i["pid"] for i in eng.actor_info} for pop, eng in engines.items()}
     p0 = get_flat(spec.model_fn())
     params = {pop: p0 for pop in pops}
@@ -236,7 +266,7 @@ def bench_scale(args) -> list[str]:
     times = {pop: [] for pop in pops}
     cpus = {pop: [] for pop in pops}
     for r in range(1, args.rounds_scale + 1):
-        for pop in pops[r % len(pops):] + pops[: r % len(pops)]:  # rotate the order each round
+        for pop in pops[r % len(pops) :] + pops[: r % len(pops)]:  # rotate the order each round
             eng = engines[pop]
             c0 = tree_cpu()
             mem.tag = pop
@@ -262,19 +292,23 @@ def bench_scale(args) -> list[str]:
         peak[pop] = (rss, pss, act)
     b = pops[0]
     mean_b = statistics.mean(times[b])
-    lines = [f"Data: {n:,} synthetic samples (1x8x8 float32, {x.nbytes / MiB:.1f} MiB) shared by every population; "
-             f"client i holds {spc} samples; `cnn`, 1 local epoch, batch 16; {per_round} clients/round; "
-             f"2 actors x 1 CPU; {args.rounds_scale} timed rounds after one warm-up round, interleaved across populations.",
-             "",
-             f"| clients | mean round (s) | median round (s) | round-time ratio vs {b:,} | CPU per round (s) | CPU ratio | peak RSS, all Ray processes + driver (MiB) | RSS ratio | peak PSS (MiB) | PSS ratio | actors' peak RSS (MiB) | start-up (s) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Data: {n:,} synthetic samples (1x8x8 float32, {x.nbytes / MiB:.1f} MiB) shared by every population; "
+        f"client i holds {spc} samples; `cnn`, 1 local epoch, batch 16; {per_round} clients/round; "
+        f"2 actors x 1 CPU; {args.rounds_scale} timed rounds after one warm-up round, interleaved across populations.",
+        "",
+        f"| clients | mean round (s) | median round (s) | round-time ratio vs {b:,} | CPU per round (s) | CPU ratio | peak RSS, all Ray processes + driver (MiB) | RSS ratio | peak PSS (MiB) | PSS ratio | actors' peak RSS (MiB) | start-up (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     cpu_b = statistics.mean(cpus[b])
     for pop in pops:
         m = statistics.mean(times[pop])
         rss, pss, act = peak[pop]
         c = statistics.mean(cpus[pop])
-        lines.append(f"| {pop:,} | {m:.3f} | {statistics.median(times[pop]):.3f} | {m / mean_b:.3f} | {c:.3f} | {c / cpu_b:.3f} | {rss / MiB:.0f} | "
-                     f"{rss / peak[b][0]:.3f} | {pss / MiB:.0f} | {pss / peak[b][1]:.3f} | {act / MiB:.0f} | {startup[pop]:.1f} |")
+        lines.append(
+            f"| {pop:,} | {m:.3f} | {statistics.median(times[pop]):.3f} | {m / mean_b:.3f} | {c:.3f} | {c / cpu_b:.3f} | {rss / MiB:.0f} | "
+            f"{rss / peak[b][0]:.3f} | {pss / MiB:.0f} | {pss / peak[b][1]:.3f} | {act / MiB:.0f} | {startup[pop]:.1f} |"
+        )
     print("  scale done", flush=True)
     return lines
 
@@ -301,10 +335,12 @@ def main():
     load0 = os.getloadavg()
     # Logical CPUs: one pool computes at a time, the others sit idle between their rounds.
     _, t_init = timed(lambda: ray.init(num_cpus=6, include_dashboard=False, configure_logging=False))
-    out = [f"Machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.python_version()}, "
-           f"ray {ray.__version__}, torch {torch.__version__}; load average at start {load0[0]:.1f}; "
-           f"ray.init {t_init:.1f} s (excluded below); Ray worker niceness {args.worker_niceness}; "
-           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}."]
+    out = [
+        f"Machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.python_version()}, "
+        f"ray {ray.__version__}, torch {torch.__version__}; load average at start {load0[0]:.1f}; "
+        f"ray.init {t_init:.1f} s (excluded below); Ray worker niceness {args.worker_niceness}; "
+        f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}."
+    ]
     if "overhead" in sections:
         out += ["", "### Engine overhead vs a plain loop (same clients, same SGD steps)", ""] + bench_overhead(args)
         print("\n".join(out), flush=True)  # a table in hand even if a later section fails

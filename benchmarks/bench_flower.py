@@ -43,35 +43,93 @@ REPO = HERE.parent
 # is optional: it shows what Ray's start-up costs on a job this small.
 SYSTEMS = ("gptfl-ray", "flower", "gptfl-ray-local")
 WORKLOAD = {
-    "clients": 50, "alpha": 0.1, "clients_per_round": 10, "rounds": 30, "local_epochs": 2,
-    "batch_size": 16, "lr": 0.05, "momentum": 0.9, "seed": 0,
+    "clients": 50,
+    "alpha": 0.1,
+    "clients_per_round": 10,
+    "rounds": 30,
+    "local_epochs": 2,
+    "batch_size": 16,
+    "lr": 0.05,
+    "momentum": 0.9,
+    "seed": 0,
 }
 
 
 def bench_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "RAY_ADDRESS")}
-    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
-               FLWR_TELEMETRY_ENABLED="0", PYTHONUNBUFFERED="1", TERM="dumb", COLUMNS="120")
+    env.update(
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        FLWR_TELEMETRY_ENABLED="0",
+        PYTHONUNBUFFERED="1",
+        TERM="dumb",
+        COLUMNS="120",
+    )
     return env
 
 
 def gptfl_cmd(exe: str, w: dict, out_dir: Path, backend: str = "ray") -> list[str]:
     engine = ["--backend", "ray", "--client-cpus", "1"] if backend == "ray" else ["--backend", "local"]
     return [
-        exe, "federate", "--dataset", "digits", "--model", "cnn", "--clients", str(w["clients"]),
-        "--partition", "dirichlet", "--alpha", str(w["alpha"]), "--clients-per-round", str(w["clients_per_round"]),
-        "--rounds", str(w["rounds"]), "--local-epochs", str(w["local_epochs"]), "--batch-size", str(w["batch_size"]),
-        "--lr", str(w["lr"]), "--momentum", str(w["momentum"]), "--seed", str(w["seed"]),
-        *engine, "--output-dir", str(out_dir),
+        exe,
+        "federate",
+        "--dataset",
+        "digits",
+        "--model",
+        "cnn",
+        "--clients",
+        str(w["clients"]),
+        "--partition",
+        "dirichlet",
+        "--alpha",
+        str(w["alpha"]),
+        "--clients-per-round",
+        str(w["clients_per_round"]),
+        "--rounds",
+        str(w["rounds"]),
+        "--local-epochs",
+        str(w["local_epochs"]),
+        "--batch-size",
+        str(w["batch_size"]),
+        "--lr",
+        str(w["lr"]),
+        "--momentum",
+        str(w["momentum"]),
+        "--seed",
+        str(w["seed"]),
+        *engine,
+        "--output-dir",
+        str(out_dir),
     ]
 
 
 def flower_cmd(python: str, w: dict, json_out: Path) -> list[str]:
     return [
-        python, str(HERE / "flower" / "flower_digits.py"), "--clients", str(w["clients"]), "--alpha", str(w["alpha"]),
-        "--clients-per-round", str(w["clients_per_round"]), "--rounds", str(w["rounds"]),
-        "--local-epochs", str(w["local_epochs"]), "--batch-size", str(w["batch_size"]), "--lr", str(w["lr"]),
-        "--momentum", str(w["momentum"]), "--seed", str(w["seed"]), "--client-cpus", "1", "--json-out", str(json_out),
+        python,
+        str(HERE / "flower" / "flower_digits.py"),
+        "--clients",
+        str(w["clients"]),
+        "--alpha",
+        str(w["alpha"]),
+        "--clients-per-round",
+        str(w["clients_per_round"]),
+        "--rounds",
+        str(w["rounds"]),
+        "--local-epochs",
+        str(w["local_epochs"]),
+        "--batch-size",
+        str(w["batch_size"]),
+        "--lr",
+        str(w["lr"]),
+        "--momentum",
+        str(w["momentum"]),
+        "--seed",
+        str(w["seed"]),
+        "--client-cpus",
+        "1",
+        "--json-out",
+        str(json_out),
     ]
 
 
@@ -115,8 +173,14 @@ def run_one(system: str, cmd: list[str], work: Path, i: int, timeout: float, wat
     if rc != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise SystemExit(f"{system} run {i} failed (exit {rc}); log {log}:\n{tail}")
-    return {"system": system, "repeat": i, "wall_s": wall, "log": str(log), **sampler.report(),
-            **({"_rounds": watcher.seen} if watcher is not None else {})}
+    return {
+        "system": system,
+        "repeat": i,
+        "wall_s": wall,
+        "log": str(log),
+        **sampler.report(),
+        **({"_rounds": watcher.seen} if watcher is not None else {}),
+    }
 
 
 def read_gptfl(res: dict, out_dir: Path, rounds: int) -> dict:
@@ -136,8 +200,20 @@ def read_flower(res: dict, json_out: Path) -> dict:
     res["first_round_done_s"] = ends.get(1)
     res["rounds_2_to_last_s"] = d["rounds_2_to_last_s"]
     # What the script measured of itself (its clock starts before its imports, not at exec).
-    res["inner"] = {k: d[k] for k in ("flwr_version", "ray_version", "wall_incl_startup_s", "ray_startup_s",
-                                      "wall_excl_ray_startup_s", "simulation_s", "peak_rss_mb", "peak_pss_mb", "cpu_s")}
+    res["inner"] = {
+        k: d[k]
+        for k in (
+            "flwr_version",
+            "ray_version",
+            "wall_incl_startup_s",
+            "ray_startup_s",
+            "wall_excl_ray_startup_s",
+            "simulation_s",
+            "peak_rss_mb",
+            "peak_pss_mb",
+            "cpu_s",
+        )
+    }
     return res
 
 
@@ -165,16 +241,36 @@ def uptime() -> str:
 def table(results: list[dict], rounds: int) -> str:
     names = [s for s in SYSTEMS if any(r["system"] == s for r in results)]
     by = {s: [r for r in results if r["system"] == s] for s in names}
-    cols = ["system", "runs", "wall s (process)", "1st round done s", f"rounds 2..{rounds} s", "CPU s (tree)",
-            "peak RSS MB", "peak PSS MB", "final accuracy"]
+    cols = [
+        "system",
+        "runs",
+        "wall s (process)",
+        "1st round done s",
+        f"rounds 2..{rounds} s",
+        "CPU s (tree)",
+        "peak RSS MB",
+        "peak PSS MB",
+        "final accuracy",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for s, rs in by.items():
-        lines.append("| " + " | ".join([
-            s, str(len(rs)), spread([r["wall_s"] for r in rs]), spread([r["first_round_done_s"] for r in rs]),
-            spread([r["rounds_2_to_last_s"] for r in rs]), spread([r["cpu_s"] for r in rs]),
-            spread([r["peak_rss_mb"] for r in rs], "{:.0f}"), spread([r["peak_pss_mb"] for r in rs], "{:.0f}"),
-            spread([r["final_accuracy"] for r in rs], "{:.3f}"),
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    s,
+                    str(len(rs)),
+                    spread([r["wall_s"] for r in rs]),
+                    spread([r["first_round_done_s"] for r in rs]),
+                    spread([r["rounds_2_to_last_s"] for r in rs]),
+                    spread([r["cpu_s"] for r in rs]),
+                    spread([r["peak_rss_mb"] for r in rs], "{:.0f}"),
+                    spread([r["peak_pss_mb"] for r in rs], "{:.0f}"),
+                    spread([r["final_accuracy"] for r in rs], "{:.3f}"),
+                ]
+            )
+            + " |"
+        )
     if not ("gptfl-ray" in by and "flower" in by):
         return "\n".join(lines)
     g, f = by["gptfl-ray"], by["flower"]
@@ -183,19 +279,36 @@ def table(results: list[dict], rounds: int) -> str:
         a, b = mean([r[key] for r in f]), mean([r[key] for r in g])
         return f"{a / b:.2f}x" if b else "n/a"
 
-    lines.append("| " + " | ".join([
-        "ratio Flower / gptfl-ray", "", ratio("wall_s"), ratio("first_round_done_s"), ratio("rounds_2_to_last_s"),
-        ratio("cpu_s"), ratio("peak_rss_mb"), ratio("peak_pss_mb"),
-        f"{mean([r['final_accuracy'] for r in f]) - mean([r['final_accuracy'] for r in g]):+.3f} (difference)",
-    ]) + " |")
+    lines.append(
+        "| "
+        + " | ".join(
+            [
+                "ratio Flower / gptfl-ray",
+                "",
+                ratio("wall_s"),
+                ratio("first_round_done_s"),
+                ratio("rounds_2_to_last_s"),
+                ratio("cpu_s"),
+                ratio("peak_rss_mb"),
+                ratio("peak_pss_mb"),
+                f"{mean([r['final_accuracy'] for r in f]) - mean([r['final_accuracy'] for r in g]):+.3f} (difference)",
+            ]
+        )
+        + " |"
+    )
     # Paired ratios: each repeat's Flower run against the gptfl-ray run next to it (same load).
     pairs = [fw["wall_s"] / gw["wall_s"] for gw, fw in zip(g, f)]
     cpu = [fw["cpu_s"] / gw["cpu_s"] for gw, fw in zip(g, f)]
-    steady = [fw["rounds_2_to_last_s"] / gw["rounds_2_to_last_s"] for gw, fw in zip(g, f)
-              if fw["rounds_2_to_last_s"] and gw["rounds_2_to_last_s"]]
+    steady = [
+        fw["rounds_2_to_last_s"] / gw["rounds_2_to_last_s"]
+        for gw, fw in zip(g, f)
+        if fw["rounds_2_to_last_s"] and gw["rounds_2_to_last_s"]
+    ]
     lines.append("")
-    lines.append(f"Paired Flower/gptfl-ray ratios per repeat: wall {', '.join(f'{p:.2f}' for p in pairs)}; "
-                 f"rounds 2..{rounds} {', '.join(f'{p:.2f}' for p in steady)}; CPU {', '.join(f'{p:.2f}' for p in cpu)}")
+    lines.append(
+        f"Paired Flower/gptfl-ray ratios per repeat: wall {', '.join(f'{p:.2f}' for p in pairs)}; "
+        f"rounds 2..{rounds} {', '.join(f'{p:.2f}' for p in steady)}; CPU {', '.join(f'{p:.2f}' for p in cpu)}"
+    )
     return "\n".join(lines)
 
 
@@ -205,8 +318,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=WORKLOAD["rounds"])
     p.add_argument("--gptfl", default=str(REPO / ".venv" / "bin" / "gptfl-ray"), help="the gptfl-ray CLI")
     p.add_argument("--flower-python", default="/work/flower-venv/bin/python", help="python of the Flower venv")
-    p.add_argument("--systems", default="gptfl-ray,flower",
-                   help=f"comma-separated, from {', '.join(SYSTEMS)} (run in this order, reversed on odd repeats)")
+    p.add_argument(
+        "--systems",
+        default="gptfl-ray,flower",
+        help=f"comma-separated, from {', '.join(SYSTEMS)} (run in this order, reversed on odd repeats)",
+    )
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     p.add_argument("--work-dir", default=None, help="keep logs and outputs here (default: a temp dir)")
     p.add_argument("--json-out", default=None, help="write every run's measurements here")
@@ -215,7 +331,9 @@ def main(argv=None) -> int:
     systems = [x.strip() for x in a.systems.split(",") if x.strip()]
     if not systems or any(x not in SYSTEMS for x in systems):
         raise SystemExit(f"--systems: choose from {', '.join(SYSTEMS)}")
-    for exe in ([a.gptfl] if any(x.startswith("gptfl") for x in systems) else []) + ([a.flower_python] if "flower" in systems else []):
+    for exe in ([a.gptfl] if any(x.startswith("gptfl") for x in systems) else []) + (
+        [a.flower_python] if "flower" in systems else []
+    ):
         if not Path(exe).exists():
             raise SystemExit(f"{exe} not found (see benchmarks/flower/README.md)")
     work = Path(a.work_dir or tempfile.mkdtemp(prefix="bench-flower-"))
@@ -230,21 +348,27 @@ def main(argv=None) -> int:
             if system.startswith("gptfl-ray"):
                 backend = "local" if system.endswith("-local") else "ray"
                 out = work / f"{system}-{i}"
-                r = run_one(system, gptfl_cmd(a.gptfl, w, out, backend), work, i, a.timeout, watch=out / "metrics.jsonl")
+                r = run_one(
+                    system, gptfl_cmd(a.gptfl, w, out, backend), work, i, a.timeout, watch=out / "metrics.jsonl"
+                )
                 r = read_gptfl(r, out, w["rounds"])
             else:
                 jo = work / f"flower-{i}.json"
                 r = read_flower(run_one(system, flower_cmd(a.flower_python, w, jo), work, i, a.timeout), jo)
             results.append(r)
-            print(f"  {system} #{i}: wall {r['wall_s']:.1f}s, first round done {r['first_round_done_s'] or 0:.1f}s, "
-                  f"rounds 2..{w['rounds']} {r['rounds_2_to_last_s'] or 0:.1f}s, CPU {r['cpu_s']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB "
-                  f"(PSS {r['peak_pss_mb']:.0f}), accuracy {r['final_accuracy']:.4f}  [{uptime()}]", flush=True)
+            print(
+                f"  {system} #{i}: wall {r['wall_s']:.1f}s, first round done {r['first_round_done_s'] or 0:.1f}s, "
+                f"rounds 2..{w['rounds']} {r['rounds_2_to_last_s'] or 0:.1f}s, CPU {r['cpu_s']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB "
+                f"(PSS {r['peak_pss_mb']:.0f}), accuracy {r['final_accuracy']:.4f}  [{uptime()}]",
+                flush=True,
+            )
     load_after = uptime()
     print(f"load after: {load_after}\n")
     print(table(results, w["rounds"]))
     if a.json_out:
-        Path(a.json_out).write_text(json.dumps({"workload": w, "load_before": load_before, "load_after": load_after,
-                                                "runs": results}, indent=1))
+        Path(a.json_out).write_text(
+            json.dumps({"workload": w, "load_before": load_before, "load_after": load_after, "runs": results}, indent=1)
+        )
     return 0
 
 

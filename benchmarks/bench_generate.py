@@ -51,7 +51,7 @@ def time_loop(rows, target, cfg) -> dict:
     gen = generator_class(cfg.generator)(target.to_dict(), cfg.model, cfg.generator_options())  # load: not timed
     marks, start = [], time.perf_counter()
     for i in range(0, len(rows), cfg.batch_size):
-        out = gen(to_batch(rows[i:i + cfg.batch_size]))
+        out = gen(to_batch(rows[i : i + cfg.batch_size]))
         marks.append((time.perf_counter(), len(out["data"])))
     return _rates(start, marks)
 
@@ -98,16 +98,26 @@ def quality_scores(per_class: int, seed: int = 0, epochs: int = 15) -> dict:
     xt, yt = ds.x_val.astype(np.float32) / 16, ds.y_val
     lr = LogisticRegression(C=0.1, max_iter=3000).fit(x.reshape(len(x), -1), y).score(xt.reshape(len(xt), -1), yt)
     torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-                        nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(), nn.Linear(64 * 16, 128), nn.ReLU(),
-                        nn.Dropout(0.5), nn.Linear(128, 10))
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(64 * 16, 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, 10),
+    )
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-3)
     xs, ys = torch.tensor(x), torch.tensor(y)
     for _ in range(epochs):
         net.train()
         perm = torch.randperm(len(xs))
         for i in range(0, len(xs), 64):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             loss = nn.functional.cross_entropy(net(xs[idx]), ys[idx])
             opt.zero_grad()
             loss.backward()
@@ -122,8 +132,10 @@ def quality(per_class: int, seeds: list[int], epochs: int = 15) -> None:
     import numpy as np
 
     runs = [quality_scores(per_class, s, epochs) for s in seeds]
-    print(f"\nglyph digits, {runs[0]['rows']} synthetic samples per seed, trained on glyphs only, scored on the "
-          f"real digits validation split ({runs[0]['val_n']} samples) of split seeds {','.join(map(str, seeds))}:\n")
+    print(
+        f"\nglyph digits, {runs[0]['rows']} synthetic samples per seed, trained on glyphs only, scored on the "
+        f"real digits validation split ({runs[0]['val_n']} samples) of split seeds {','.join(map(str, seeds))}:\n"
+    )
     print("| classifier | validation accuracy, mean | per seed |\n| --- | ---: | --- |")
     for key, name in (("logreg", "logistic regression (C=0.1)"), ("cnn", f"tiny CNN (2 conv, {epochs} epochs)")):
         vals = [r[key] for r in runs]
@@ -162,8 +174,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ds = load_dataset(args.dataset)
     target = TargetFormat.from_dataset(ds)
-    cfg = GenerateConfig(dataset=args.dataset, generator=args.generator, model=args.model, gen_actors=args.gen_actors,
-                         batch_size=args.batch_size, shard_size=256, steps=args.steps)
+    cfg = GenerateConfig(
+        dataset=args.dataset,
+        generator=args.generator,
+        model=args.model,
+        gen_actors=args.gen_actors,
+        batch_size=args.batch_size,
+        shard_size=256,
+        steps=args.steps,
+    )
     rows = build_rows(ds, args.rows, seed=0)
     t0 = time.perf_counter()
     ray.init(address="local", num_cpus=max(2, args.gen_actors), include_dashboard=False, log_to_driver=False)
@@ -182,8 +201,10 @@ def main() -> None:
         return statistics.median(vals) if vals else float("nan")
 
     base_steady, base_rate = med("loop", "steady"), med("generate(local)", "rate")
-    print(f"\n{args.generator} on {args.dataset}: {len(rows)} rows, batch {args.batch_size}, "
-          f"{args.gen_actors} actor(s), median of {args.repeats}; ray.init {ray_init:.1f}s (not included)\n")
+    print(
+        f"\n{args.generator} on {args.dataset}: {len(rows)} rows, batch {args.batch_size}, "
+        f"{args.gen_actors} actor(s), median of {args.repeats}; ray.init {ray_init:.1f}s (not included)\n"
+    )
     print("| path | wall s | samples/s (wall) | samples/s (steady) | ratio vs plain loop |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name in results:
@@ -194,10 +215,14 @@ def main() -> None:
             ratio = med(name, "rate") / base_rate
         else:
             ratio = steady / base_steady
-        print(f"| {name} | {med(name, 'wall'):.2f} | {med(name, 'rate'):.1f} | "
-              f"{'-' if steady != steady else f'{steady:.1f}'} | {ratio:.2f} |")
-    print("\nratio: `loop` 1.00 by definition; `generate(ray)` vs `generate(local)` on wall samples/s "
-          "(actor start-up included).")
+        print(
+            f"| {name} | {med(name, 'wall'):.2f} | {med(name, 'rate'):.1f} | "
+            f"{'-' if steady != steady else f'{steady:.1f}'} | {ratio:.2f} |"
+        )
+    print(
+        "\nratio: `loop` 1.00 by definition; `generate(ray)` vs `generate(local)` on wall samples/s "
+        "(actor start-up included)."
+    )
 
 
 if __name__ == "__main__":

@@ -54,9 +54,17 @@ def one(mode: str, run: str, epochs: int) -> None:
     rows = int(read_manifest(run)["total_rows"])
     first, last = min(k for k in stamps if k >= 1), max(stamps)
     sps = (last - first) * rows / max(stamps[last] - stamps[first], 1e-9)
-    print(json.dumps({"rows": rows, "samples_s": sps, "wall_s": time.perf_counter() - t0,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "acc": res.final["accuracy"]}))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "samples_s": sps,
+                "wall_s": time.perf_counter() - t0,
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "acc": res.final["accuracy"],
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -86,20 +94,31 @@ def main() -> None:
             for mode in ("in-memory", "ray-data"):
                 reps = []
                 for _ in range(args.repeats):
-                    out = subprocess.run([sys.executable, __file__, "--epochs", str(args.epochs), "--one", mode, str(run)],
-                                         capture_output=True, text=True, check=True)
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--epochs", str(args.epochs), "--one", mode, str(run)],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
                     reps.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 med = {k: statistics.median(r[k] for r in reps) for k in ("samples_s", "rss_mb", "wall_s", "acc")}
                 results[(scale, mode)] = med
-                print(f"| {scale:g}x | {reps[0]['rows']} | {mode} | {med['samples_s']:.0f} | {med['rss_mb']:.0f} | "
-                      f"{med['wall_s']:.1f} | {med['acc']:.3f} |", flush=True)
+                print(
+                    f"| {scale:g}x | {reps[0]['rows']} | {mode} | {med['samples_s']:.0f} | {med['rss_mb']:.0f} | "
+                    f"{med['wall_s']:.1f} | {med['acc']:.3f} |",
+                    flush=True,
+                )
     scales = sorted({s for s, _ in results})
     lo, hi = scales[0], scales[-1]
     for mode in ("in-memory", "ray-data"):
-        print(f"{mode}: driver RSS {hi:g}x / {lo:g}x = {results[(hi, mode)]['rss_mb'] / results[(lo, mode)]['rss_mb']:.2f}")
+        print(
+            f"{mode}: driver RSS {hi:g}x / {lo:g}x = {results[(hi, mode)]['rss_mb'] / results[(lo, mode)]['rss_mb']:.2f}"
+        )
     for s in scales:
-        print(f"{s:g}x: ray-data / in-memory samples/s = "
-              f"{results[(s, 'ray-data')]['samples_s'] / results[(s, 'in-memory')]['samples_s']:.2f}")
+        print(
+            f"{s:g}x: ray-data / in-memory samples/s = "
+            f"{results[(s, 'ray-data')]['samples_s'] / results[(s, 'in-memory')]['samples_s']:.2f}"
+        )
     print(f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
 
 

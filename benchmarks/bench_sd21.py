@@ -26,9 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def batch_of(n: int, guidance: float, offset: int = 0):
     words = ["cat", "dog", "bird", "red car", "blue sky", "green tree", "small ship", "big truck"]
-    return {"row": np.arange(n), "label": np.zeros(n, np.int64), "label_name": np.array(["x"] * n, dtype=object),
-            "prompt": np.array([f"a photo of a {words[(i + offset) % 8]}" for i in range(n)], dtype=object),
-            "guidance": np.full(n, guidance), "seed": np.arange(offset, offset + n, dtype=np.int64) + 1000}
+    return {
+        "row": np.arange(n),
+        "label": np.zeros(n, np.int64),
+        "label_name": np.array(["x"] * n, dtype=object),
+        "prompt": np.array([f"a photo of a {words[(i + offset) % 8]}" for i in range(n)], dtype=object),
+        "guidance": np.full(n, guidance),
+        "seed": np.arange(offset, offset + n, dtype=np.int64) + 1000,
+    }
 
 
 def main() -> None:
@@ -53,11 +58,15 @@ def main() -> None:
         build_s = time.perf_counter() - t0
     params = count_params(pipe)
     s = args.size
-    gen = DiffusersImageGenerator(TargetFormat("cifar10", "image", (3, 32, 32)), "sd21-random",
-                                  {"steps": args.steps, "height": s, "width": s, "device": "cpu"}, pipeline=pipe)
+    gen = DiffusersImageGenerator(
+        TargetFormat("cifar10", "image", (3, 32, 32)),
+        "sd21-random",
+        {"steps": args.steps, "height": s, "width": s, "device": "cpu"},
+        pipeline=pipe,
+    )
     gen.generate(batch_of(1, 3.0))  # warm-up (allocator, first-call paths)
     per_row, batched = [], []
-    for r in range(args.repeats):
+    for _r in range(args.repeats):
         t0 = time.perf_counter()
         for i in range(args.batch):
             gen.generate(batch_of(1, 3.0, offset=i))
@@ -67,14 +76,18 @@ def main() -> None:
         batched.append(args.batch / (time.perf_counter() - t0))
     pr, bt = statistics.median(per_row), statistics.median(batched)
     load = os.getloadavg()[0]
-    print(f"SD 2.1 architecture, random weights: unet {params['unet'] / 1e6:.0f} M, vae {params['vae'] / 1e6:.0f} M, "
-          f"text {params['text_encoder'] / 1e6:.0f} M parameters (built in {build_s:.0f} s)")
+    print(
+        f"SD 2.1 architecture, random weights: unet {params['unet'] / 1e6:.0f} M, vae {params['vae'] / 1e6:.0f} M, "
+        f"text {params['text_encoder'] / 1e6:.0f} M parameters (built in {build_s:.0f} s)"
+    )
     print(f"| mode | images/s (median of {args.repeats}) | runs |")
     print("| --- | --- | --- |")
     print(f"| per row ({args.batch} calls of 1) | {pr:.3f} | {', '.join(f'{v:.3f}' for v in per_row)} |")
     print(f"| batched ({args.batch} rows, one call) | {bt:.3f} | {', '.join(f'{v:.3f}' for v in batched)} |")
-    print(f"batched / per row = {bt / pr:.2f}x at {s}x{s} px, {args.steps} DPM-Solver steps, fp32 CPU, "
-          f"{args.threads} thread(s); load average at end {load:.2f}")
+    print(
+        f"batched / per row = {bt / pr:.2f}x at {s}x{s} px, {args.steps} DPM-Solver steps, fp32 CPU, "
+        f"{args.threads} thread(s); load average at end {load:.2f}"
+    )
 
 
 if __name__ == "__main__":

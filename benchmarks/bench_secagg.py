@@ -60,22 +60,32 @@ def row(n: int, length: int, dropout: float, clip: float, bits: int, seed: int) 
     err = float(np.abs(res.total - plain_total).max())
     assert err <= res.extra["error_bound"] * (1 + 1e-9), (err, res.extra["error_bound"])
     return {
-        "n": n, "length": length, "dropped": len(gone),
+        "n": n,
+        "length": length,
+        "dropped": len(gone),
         "modulus_bits": res.modulus.bit_length() - 1,
-        "plain_s": plain_s, "wall_s": wall, "cpu_s": cpu, "client_s": res.client_seconds / n,
+        "plain_s": plain_s,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "client_s": res.client_seconds / n,
         "server_s": res.server_seconds,
         "plain_up_mb": res.plain_bytes_up / 1e6,
-        "up_mb": res.bytes_up / 1e6, "down_mb": res.bytes_down / 1e6,
+        "up_mb": res.bytes_up / 1e6,
+        "down_mb": res.bytes_down / 1e6,
         "masked_kb": math.ceil(length * (res.modulus.bit_length() - 1) / 8) / 1e3,
-        "overhead": res.upload_overhead, "err": err, "bound": res.extra["error_bound"],
+        "overhead": res.upload_overhead,
+        "err": err,
+        "bound": res.extra["error_bound"],
     }
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| clients | floats | dropped | plain: server sum (s) | secagg: wall / CPU, all "
-            "clients simulated (s) | secagg: CPU per client (s) | secagg: server CPU (s) | "
-            "plain up (MB/round) | secagg up (MB/round) | secagg down (MB/round) | "
-            "secagg up / plain up | masked vector (KB/client) | max error / bound |")
+    head = (
+        "| clients | floats | dropped | plain: server sum (s) | secagg: wall / CPU, all "
+        "clients simulated (s) | secagg: CPU per client (s) | secagg: server CPU (s) | "
+        "plain up (MB/round) | secagg up (MB/round) | secagg down (MB/round) | "
+        "secagg up / plain up | masked vector (KB/client) | max error / bound |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
@@ -90,10 +100,10 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", default="10,100,1000", help="comma-separated client counts")
-    ap.add_argument("--length", type=int, default=None,
-                    help="floats per update (default: the digits CNN's parameter count)")
-    ap.add_argument("--dropout", type=float, default=0.1,
-                    help="fraction of clients that drop after sharing keys")
+    ap.add_argument(
+        "--length", type=int, default=None, help="floats per update (default: the digits CNN's parameter count)"
+    )
+    ap.add_argument("--dropout", type=float, default=0.1, help="fraction of clients that drop after sharing keys")
     ap.add_argument("--clip", type=float, default=0.05)
     ap.add_argument("--bits", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
@@ -104,9 +114,11 @@ def main() -> None:
     for n in (int(x) for x in args.clients.split(",")):
         rows.append(row(n, length, args.dropout, args.clip, args.bits, args.seed))
         print(f"done: {n} clients in {rows[-1]['wall_s']:.1f} s", flush=True)
-    print(f"\n{platform.machine()}, {os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} "
-          f"before and {os.getloadavg()[0]:.1f} after; {args.bits}-bit fixed point, clip "
-          f"{args.clip}, threshold floor(2n/3)+1, {args.dropout:.0%} dropout after key sharing\n")
+    print(
+        f"\n{platform.machine()}, {os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} "
+        f"before and {os.getloadavg()[0]:.1f} after; {args.bits}-bit fixed point, clip "
+        f"{args.clip}, threshold floor(2n/3)+1, {args.dropout:.0%} dropout after key sharing\n"
+    )
     print(markdown(rows))
 
 

@@ -26,7 +26,11 @@ import subprocess
 import sys
 import time
 
-WORKLOADS = {"cnn": ("cnn", None, "default"), "convnet": ("convnet", (3, 32, 32), "default"), "resnet18": ("resnet18", (3, 32, 32), "group")}
+WORKLOADS = {
+    "cnn": ("cnn", None, "default"),
+    "convnet": ("convnet", (3, 32, 32), "default"),
+    "resnet18": ("resnet18", (3, 32, 32), "group"),
+}
 
 
 def child(args) -> None:
@@ -50,8 +54,9 @@ def child(args) -> None:
     else:  # the same client sizes and labels, on inputs of the model's usual size
         x = np.random.default_rng(0).normal(size=(len(y), *shape)).astype(np.float32)
     factory = ModelFactory(model, shape, ds.num_classes, norm, seed=0)
-    spec = ExecutorSpec(model_fn=factory, local=LocalTrainConfig(epochs=1, batch_size=10, lr=0.05), seed=0,
-                        executor=args.executor)
+    spec = ExecutorSpec(
+        model_fn=factory, local=LocalTrainConfig(epochs=1, batch_size=10, lr=0.05), seed=0, executor=args.executor
+    )
     ex = ClientExecutor(spec, x, y, parts, device=args.device)
     assert ex.mode == args.executor, f"{args.workload} cannot run {args.executor}: {ex.mode}"
     g = get_flat(factory())
@@ -82,9 +87,28 @@ def measure(workload, executor, rounds, device, executors) -> float:
     import tempfile
 
     barrier = os.path.join(tempfile.mkdtemp(prefix="bench_vec_"), "ready")
-    cmd = lambda i: [sys.executable, __file__, "--child", "--workload", workload, "--executor", executor,  # noqa: E731
-                     "--rounds", str(rounds), "--device", device, "--share-of", str(executors),
-                     "--share-index", str(i), "--barrier", barrier if executors > 1 else ""]
+
+    def cmd(i):
+        return [
+            sys.executable,
+            __file__,
+            "--child",
+            "--workload",
+            workload,
+            "--executor",
+            executor,  # noqa: E731
+            "--rounds",
+            str(rounds),
+            "--device",
+            device,
+            "--share-of",
+            str(executors),
+            "--share-index",
+            str(i),
+            "--barrier",
+            barrier if executors > 1 else "",
+        ]
+
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd(i), stdout=subprocess.PIPE, text=True, env=env) for i in range(executors)]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
@@ -120,9 +144,13 @@ def main(argv=None) -> None:
             seq, vec = statistics.median(got["sequential"]), statistics.median(got["vectorized"])
             rows.append((workload, k, seq, vec, vec / seq, got))
     load1 = os.getloadavg()[0]
-    print(f"device {args.device}; {args.rounds} timed rounds x 10 clients per process; median of {args.repeats}; "
-          f"load average {load0:.2f} at start, {load1:.2f} at end\n")
-    print("| model | executors on the device | sequential clients/s | vectorized clients/s | vectorized / sequential | all runs (seq; vec) |")
+    print(
+        f"device {args.device}; {args.rounds} timed rounds x 10 clients per process; median of {args.repeats}; "
+        f"load average {load0:.2f} at start, {load1:.2f} at end\n"
+    )
+    print(
+        "| model | executors on the device | sequential clients/s | vectorized clients/s | vectorized / sequential | all runs (seq; vec) |"
+    )
     print("|---|---:|---:|---:|---:|---|")
     for workload, k, seq, vec, ratio, got in rows:
         runs = "; ".join(", ".join(f"{v:.1f}" for v in got[e]) for e in ("sequential", "vectorized"))

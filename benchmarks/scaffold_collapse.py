@@ -62,14 +62,21 @@ class Probe:
         set_flat(model, global_params)
         model.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(x), y).backward()
-        grad = float(torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters() if p.grad is not None)))
+        grad = float(torch.sqrt(sum((p.grad**2).sum() for p in model.parameters() if p.grad is not None)))
         control = kw.get("control")
         r = self.inner(model, global_params, x, y, cfg, seed, **kw)
-        self.rows.setdefault(self.round, []).append({
-            "client": r.client_id, "n": r.num_samples, "steps": r.steps, "loss": r.loss, "grad_at_x": grad,
-            "c_i": None if control is None else float(np.linalg.norm(control[1])),
-            "c_minus_c_i": None if control is None else float(np.linalg.norm(control[0] - control[1])),
-            "delta": float(np.linalg.norm(r.delta))})
+        self.rows.setdefault(self.round, []).append(
+            {
+                "client": r.client_id,
+                "n": r.num_samples,
+                "steps": r.steps,
+                "loss": r.loss,
+                "grad_at_x": grad,
+                "c_i": None if control is None else float(np.linalg.norm(control[1])),
+                "c_minus_c_i": None if control is None else float(np.linalg.norm(control[0] - control[1])),
+                "delta": float(np.linalg.norm(r.delta)),
+            }
+        )
         return r
 
     def close(self):
@@ -115,12 +122,30 @@ def run_setting(run_dir: Path, name, strategy, lr, start, server, work: Path) ->
         r = h["round"]
         clients = probe.rows.get(r, [])
         worst = max(clients, key=lambda c: c["loss"] if np.isfinite(c["loss"]) else np.inf, default=None)
-        rounds.append({"round": r, "val_accuracy": h["val_accuracy"], "accuracy": h["accuracy"],
-                       "train_loss": loss.get(r), "c_norm": c_norm.get(r), "worst_client": worst})
+        rounds.append(
+            {
+                "round": r,
+                "val_accuracy": h["val_accuracy"],
+                "accuracy": h["accuracy"],
+                "train_loss": loss.get(r),
+                "c_norm": c_norm.get(r),
+                "worst_client": worst,
+            }
+        )
     val = [x["val_accuracy"] for x in rounds]
     best = int(np.argmax(val))
-    return {"name": name, "strategy": strategy, "lr": lr, "start": start, "server": server, "rounds": rounds,
-            "final_val": val[-1], "final_test": rounds[-1]["accuracy"], "best_val": val[best], "best_val_round": rounds[best]["round"]}
+    return {
+        "name": name,
+        "strategy": strategy,
+        "lr": lr,
+        "start": start,
+        "server": server,
+        "rounds": rounds,
+        "final_val": val[-1],
+        "final_test": rounds[-1]["accuracy"],
+        "best_val": val[best],
+        "best_val_round": rounds[best]["round"],
+    }
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -135,7 +160,11 @@ def plot(results: list[dict], path: Path) -> None:
         r = [x["round"] for x in res["rounds"]]
         ax.plot(r, [x["val_accuracy"] for x in res["rounds"]], color=col, label=res["name"])
         ax.plot(r, [x["accuracy"] for x in res["rounds"]], color=col, ls=":", lw=1)
-        rl = [(x["round"], x["train_loss"]) for x in res["rounds"] if x["train_loss"] is not None and np.isfinite(x["train_loss"])]
+        rl = [
+            (x["round"], x["train_loss"])
+            for x in res["rounds"]
+            if x["train_loss"] is not None and np.isfinite(x["train_loss"])
+        ]
         bx.plot([a for a, _ in rl], [b for _, b in rl], color=col)
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy (solid: validation, dotted: test)")
@@ -153,12 +182,16 @@ def plot(results: list[dict], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run-dir", type=Path, required=True, help="a simulate run directory with pretrain/model.safetensors")
+    ap.add_argument(
+        "--run-dir", type=Path, required=True, help="a simulate run directory with pretrain/model.safetensors"
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/scaffold"))
     args = ap.parse_args()
     if not (args.run_dir / "pretrain" / "model.safetensors").is_file():
-        raise SystemExit(f"--run-dir: {args.run_dir}/pretrain/model.safetensors does not exist; "
-                         "run `gptfl-ray simulate --variants synthetic --output-dir DIR` first")
+        raise SystemExit(
+            f"--run-dir: {args.run_dir}/pretrain/model.safetensors does not exist; "
+            "run `gptfl-ray simulate --variants synthetic --output-dir DIR` first"
+        )
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         results = [run_setting(args.run_dir, *s, work=Path(tmp)) for s in SETTINGS]
@@ -168,18 +201,24 @@ def main() -> None:
     print("| setting | final val | final test | best val (round) |")
     print("|---|---|---|---|")
     for r in results:
-        print(f"| {r['name']} | {r['final_val']:.3f} | {r['final_test']:.3f} | {r['best_val']:.3f} ({r['best_val_round']}) |")
+        print(
+            f"| {r['name']} | {r['final_val']:.3f} | {r['final_test']:.3f} | {r['best_val']:.3f} ({r['best_val_round']}) |"
+        )
     print()
     for r in results:
         if r["strategy"] != "scaffold":
             continue
-        print(f"{r['name']}: rounds whose worst client had loss > 5 (client, n, K, local loss, |c_i|, |c - c_i|, |g_i(x)|, ||c||)")
+        print(
+            f"{r['name']}: rounds whose worst client had loss > 5 (client, n, K, local loss, |c_i|, |c - c_i|, |g_i(x)|, ||c||)"
+        )
         for x in r["rounds"]:
             w = x["worst_client"]
             if w and (not np.isfinite(w["loss"]) or w["loss"] > 5):
-                print(f"  round {x['round']:2d}: client {w['client']}, n {w['n']}, K {w['steps']}, loss {w['loss']:.4g}, "
-                      f"|c_i| {w['c_i']:.4g}, |c-c_i| {w['c_minus_c_i']:.4g}, |g_i(x)| {w['grad_at_x']:.4g}, ||c|| {x['c_norm']:.4g}; "
-                      f"val {x['val_accuracy']:.3f}")
+                print(
+                    f"  round {x['round']:2d}: client {w['client']}, n {w['n']}, K {w['steps']}, loss {w['loss']:.4g}, "
+                    f"|c_i| {w['c_i']:.4g}, |c-c_i| {w['c_minus_c_i']:.4g}, |g_i(x)| {w['grad_at_x']:.4g}, ||c|| {x['c_norm']:.4g}; "
+                    f"val {x['val_accuracy']:.3f}"
+                )
     print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
 
 

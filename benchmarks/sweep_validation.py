@@ -57,27 +57,56 @@ def fl_part(seeds: list[int]) -> dict:
     for lr, mom, ep in itertools.product(FL_GRID["lr"], FL_GRID["momentum"], FL_GRID["local_epochs"]):
         scores, finals, t0 = [], [], time.perf_counter()
         for s in seeds:
-            cfg = federate_config(overrides={"backend": "local", "seed": s, "lr": lr, "momentum": mom, "local_epochs": ep,
-                                             "checkpoint_every": 0})
+            cfg = federate_config(
+                overrides={
+                    "backend": "local",
+                    "seed": s,
+                    "lr": lr,
+                    "momentum": mom,
+                    "local_epochs": ep,
+                    "checkpoint_every": 0,
+                }
+            )
             with tempfile.TemporaryDirectory() as d:
                 res = run_federation(cfg, tasks[s].dataset, tasks[s].parts, d)
             vals = [h["val_accuracy"] for h in res.history]
             scores.append(_mean(vals[-LAST:]))
             finals.append(vals[-1])
-        rows.append({"lr": lr, "momentum": mom, "local_epochs": ep, "val_last5": _mean(scores), "val_final": _mean(finals),
-                     "per_seed_last5": scores, "seconds": round(time.perf_counter() - t0, 1)})
+        rows.append(
+            {
+                "lr": lr,
+                "momentum": mom,
+                "local_epochs": ep,
+                "val_last5": _mean(scores),
+                "val_final": _mean(finals),
+                "per_seed_last5": scores,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
         print(f"  lr {lr} momentum {mom} epochs {ep}: {_mean(scores):.3f}", file=sys.stderr, flush=True)
     best = max(rows, key=lambda r: r["val_last5"])
-    print(f"\nFedAvg from random init, digits, 50 clients Dir(0.1), 10/round, 30 rounds, batch 16; split seeds "
-          f"{','.join(map(str, seeds))}; validation accuracy (142 samples per seed)\n")
-    print("| client lr | momentum | local epochs | val acc., mean of rounds 26-30 | val acc., round 30 | per seed (26-30) |")
+    print(
+        f"\nFedAvg from random init, digits, 50 clients Dir(0.1), 10/round, 30 rounds, batch 16; split seeds "
+        f"{','.join(map(str, seeds))}; validation accuracy (142 samples per seed)\n"
+    )
+    print(
+        "| client lr | momentum | local epochs | val acc., mean of rounds 26-30 | val acc., round 30 | per seed (26-30) |"
+    )
     print("|--:|--:|--:|--:|--:|---|")
     for r in rows:
         mark = "**" if r is best else ""
-        print(f"| {r['lr']} | {r['momentum']} | {r['local_epochs']} | {mark}{r['val_last5']:.3f}{mark} | {r['val_final']:.3f} | "
-              f"{', '.join(f'{v:.3f}' for v in r['per_seed_last5'])} |")
+        print(
+            f"| {r['lr']} | {r['momentum']} | {r['local_epochs']} | {mark}{r['val_last5']:.3f}{mark} | {r['val_final']:.3f} | "
+            f"{', '.join(f'{v:.3f}' for v in r['per_seed_last5'])} |"
+        )
     print(f"\nchosen: lr {best['lr']}, momentum {best['momentum']}, local epochs {best['local_epochs']}")
-    return {"part": "fl", "seeds": seeds, "grid": FL_GRID, "rows": rows, "chosen": {k: best[k] for k in ("lr", "momentum", "local_epochs")}}
+    return {
+        "part": "fl",
+        "seeds": seeds,
+        "grid": FL_GRID,
+        "rows": rows,
+        "chosen": {k: best[k] for k in ("lr", "momentum", "local_epochs")},
+    }
 
 
 def pretrain_part(seeds: list[int]) -> dict:
@@ -85,11 +114,11 @@ def pretrain_part(seeds: list[int]) -> dict:
 
     import torch
 
-    from gptfl_ray.methods.gptfl import prepare_simulation, simulate_config
     from gptfl_ray.fl.loop import ModelFactory
-    from gptfl_ray.pretrain.config import PretrainConfig
+    from gptfl_ray.methods.gptfl import prepare_simulation, simulate_config
     from gptfl_ray.pretrain.trainer import pretrain
-    from gptfl_ray.synth import pipeline, prompts as prompts_mod, store
+    from gptfl_ray.synth import pipeline, store
+    from gptfl_ray.synth import prompts as prompts_mod
 
     torch.set_num_threads(1)
     data = {}
@@ -102,8 +131,13 @@ def pretrain_part(seeds: list[int]) -> dict:
         pipeline.ensure_generated(cfg.generate, task.dataset, run)
         x, y = store.load_synthetic(run, task.dataset)
         m = cfg.federate.model
-        data[s] = (task.dataset, x, y, ModelFactory(m.name, task.dataset.input_shape, task.dataset.num_classes, m.norm, seed=s),
-                   cfg.pretrain)
+        data[s] = (
+            task.dataset,
+            x,
+            y,
+            ModelFactory(m.name, task.dataset.input_shape, task.dataset.num_classes, m.norm, seed=s),
+            cfg.pretrain,
+        )
 
     def score(lr, wd, epochs):
         finals, t0 = [], time.perf_counter()
@@ -111,8 +145,14 @@ def pretrain_part(seeds: list[int]) -> dict:
             pcfg = dataclasses.replace(base, lr=lr, weight_decay=wd, epochs=epochs, train_workers=0)
             res = pretrain(pcfg, factory, ds, x, y, work / f"seed{s}" / f"pre_{lr}_{wd}_{epochs}")
             finals.append(res.history[-1]["val_accuracy"])
-        row = {"lr": lr, "weight_decay": wd, "epochs": epochs, "val_final": _mean(finals), "per_seed": finals,
-               "seconds": round(time.perf_counter() - t0, 1)}
+        row = {
+            "lr": lr,
+            "weight_decay": wd,
+            "epochs": epochs,
+            "val_final": _mean(finals),
+            "per_seed": finals,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         print(f"  lr {lr} wd {wd} epochs {epochs}: {row['val_final']:.3f}", file=sys.stderr, flush=True)
         return row
 
@@ -121,16 +161,25 @@ def pretrain_part(seeds: list[int]) -> dict:
     rows += [score(pair["lr"], pair["weight_decay"], e) for e in PRE_EPOCHS if e != 15]
     best = max(rows, key=lambda r: r["val_final"])
     n = len(data[seeds[0]][2])
-    print(f"\nserver pre-training of the cnn on {n} glyph digits (1x), SGD momentum 0.9, cosine schedule, batch 64; "
-          f"seeds {','.join(map(str, seeds))}; synthetic-only validation accuracy after the last epoch\n")
+    print(
+        f"\nserver pre-training of the cnn on {n} glyph digits (1x), SGD momentum 0.9, cosine schedule, batch 64; "
+        f"seeds {','.join(map(str, seeds))}; synthetic-only validation accuracy after the last epoch\n"
+    )
     print("| pre-training lr | weight decay | epochs | val acc. | per seed |\n|--:|--:|--:|--:|---|")
     for r in rows:
         mark = "**" if r is best else ""
-        print(f"| {r['lr']} | {r['weight_decay']} | {r['epochs']} | {mark}{r['val_final']:.3f}{mark} | "
-              f"{', '.join(f'{v:.3f}' for v in r['per_seed'])} |")
+        print(
+            f"| {r['lr']} | {r['weight_decay']} | {r['epochs']} | {mark}{r['val_final']:.3f}{mark} | "
+            f"{', '.join(f'{v:.3f}' for v in r['per_seed'])} |"
+        )
     print(f"\nchosen: lr {best['lr']}, weight decay {best['weight_decay']}, epochs {best['epochs']}")
-    return {"part": "pretrain", "seeds": seeds, "grid": {**PRE_GRID, "epochs": PRE_EPOCHS}, "rows": rows,
-            "chosen": {k: best[k] for k in ("lr", "weight_decay", "epochs")}}
+    return {
+        "part": "pretrain",
+        "seeds": seeds,
+        "grid": {**PRE_GRID, "epochs": PRE_EPOCHS},
+        "rows": rows,
+        "chosen": {k: best[k] for k in ("lr", "weight_decay", "epochs")},
+    }
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -23,8 +24,11 @@ def guarded(fn: F) -> F:
     import inspect
 
     resumable = "resume" in inspect.signature(fn).parameters
-    hint = ("rerun with --resume to continue from the last checkpoint" if resumable
-            else "rerun the same command to continue (finished work is kept)")
+    hint = (
+        "rerun with --resume to continue from the last checkpoint"
+        if resumable
+        else "rerun the same command to continue (finished work is kept)"
+    )
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -32,13 +36,13 @@ def guarded(fn: F) -> F:
             return fn(*args, **kwargs)
         except ConfigError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2)
+            raise typer.Exit(code=2) from None
         except RunError as exc:
             err_console.print(f"[bold red]failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=1)
+            raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err_console.print(f"interrupted; {hint}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=130)
+            raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
 

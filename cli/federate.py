@@ -10,27 +10,70 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gptfl_ray.cli.common import apply_sets, console, guarded
-from gptfl_ray.cli.options import DATA_OPTIONS, DEVICE_OPTIONS, DP_OPTIONS, ENGINE_OPTIONS, FEDERATE_KEYS, FL_OPTIONS, MODEL_OPTIONS, RUN_OPTIONS, TRACK_OPTIONS, opt, with_options
+from gptfl_ray.cli.options import (
+    DATA_OPTIONS,
+    DEVICE_OPTIONS,
+    DP_OPTIONS,
+    ENGINE_OPTIONS,
+    FEDERATE_KEYS,
+    FL_OPTIONS,
+    MODEL_OPTIONS,
+    RUN_OPTIONS,
+    TRACK_OPTIONS,
+    opt,
+    with_options,
+)
 from gptfl_ray.config import FederateConfig, check_resumable, federate_config
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.ray_runtime import check_resources, client_requests, ensure_ray
-from gptfl_ray.runio import RunLock, check_output_dir, clear_run, load_toml_file, plain, read_config, write_config_section
+from gptfl_ray.runio import (
+    RunLock,
+    check_output_dir,
+    clear_run,
+    load_toml_file,
+    plain,
+    read_config,
+    write_config_section,
+)
 
 # What `--overwrite` removes: every piece of state a federate run leaves in its directory.
-FEDERATE_STATE = ("config.toml", "metrics.jsonl", "rounds.jsonl", "checkpoints", "state", "model.safetensors", "engine.json",
-                  "plots", "mlruns", "tensorboard")
+FEDERATE_STATE = (
+    "config.toml",
+    "metrics.jsonl",
+    "rounds.jsonl",
+    "checkpoints",
+    "state",
+    "model.safetensors",
+    "engine.json",
+    "plots",
+    "mlruns",
+    "tensorboard",
+)
 
 
 def round_progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
 
 
-def resolve_config(config: Optional[Path], output_dir: Path, resume: bool, overwrite: bool, overrides: dict, init: Optional[str],
-                   section: str = "federate", sets: list[str] | None = None) -> FederateConfig:
+def resolve_config(
+    config: Optional[Path],
+    output_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    overrides: dict,
+    init: Optional[str],
+    section: str = "federate",
+    sets: list[str] | None = None,
+) -> FederateConfig:
     """Defaults < --config file < command-line options; a resumed run starts from its own file."""
     if resume and overwrite:
         raise ConfigError("--resume", "give --resume or --overwrite, not both")
@@ -42,39 +85,72 @@ def resolve_config(config: Optional[Path], output_dir: Path, resume: bool, overw
         check_resumable("federate", output_dir, saved, plain(cfg), hint="a resumed run keeps its settings")
         return cfg
     if saved and not overwrite and not resume:
-        raise ConfigError("--output-dir", f"{output_dir} already holds a run; pass --resume to continue it or --overwrite to start over")
+        raise ConfigError(
+            "--output-dir",
+            f"{output_dir} already holds a run; pass --resume to continue it or --overwrite to start over",
+        )
     return federate_config(file_cfg, overrides, init)
 
 
 def results_table(title: str, history: list[dict], last: int = 8) -> Table:
     table = Table(title=title)
     # DP runs show the privacy spent, device runs the simulated wall-clock time, beside accuracy
-    extra = [(k, name) for k, name in (("epsilon", "epsilon"), ("sim_time_s", "sim. time (s)")) if any(k in h for h in history)]
-    for col in ("round", "val acc.", "val loss", "test acc.", "test macro-F1", "test loss", "grad. diversity", "MB sent", *(name for _, name in extra)):
+    extra = [
+        (k, name)
+        for k, name in (("epsilon", "epsilon"), ("sim_time_s", "sim. time (s)"))
+        if any(k in h for h in history)
+    ]
+    for col in (
+        "round",
+        "val acc.",
+        "val loss",
+        "test acc.",
+        "test macro-F1",
+        "test loss",
+        "grad. diversity",
+        "MB sent",
+        *(name for _, name in extra),
+    ):
         table.add_column(col, justify="right")
-    rows = history if len(history) <= last else history[:1] + history[-(last - 1):]
+    rows = history if len(history) <= last else history[:1] + history[-(last - 1) :]
     for h in rows:
         gd = h.get("gradient_diversity")
         val = ("-", "-") if "val_accuracy" not in h else (f"{h['val_accuracy']:.4f}", f"{h['val_loss']:.4f}")
         table.add_row(
-            str(h["round"]), *val, f"{h['accuracy']:.4f}", f"{h['macro_f1']:.4f}", f"{h['loss']:.4f}",
-            "-" if gd is None else f"{gd:.3f}", f"{h.get('cum_bytes', 0) / 1e6:.2f}",
+            str(h["round"]),
+            *val,
+            f"{h['accuracy']:.4f}",
+            f"{h['macro_f1']:.4f}",
+            f"{h['loss']:.4f}",
+            "-" if gd is None else f"{gd:.3f}",
+            f"{h.get('cum_bytes', 0) / 1e6:.2f}",
             *(f"{h[k]:.2f}" if k in h else "-" for k, _ in extra),
         )
     return table
 
 
-@with_options(DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS, [
-    opt("init", Optional[str], None, "Start from a saved model (safetensors), e.g. GPT-FL's pretrained model."),
-    opt("show_partition", bool, False, "Print each client's size and classes."),
-], TRACK_OPTIONS, RUN_OPTIONS)
+@with_options(
+    DATA_OPTIONS,
+    MODEL_OPTIONS,
+    FL_OPTIONS,
+    DP_OPTIONS,
+    DEVICE_OPTIONS,
+    ENGINE_OPTIONS,
+    [
+        opt("init", Optional[str], None, "Start from a saved model (safetensors), e.g. GPT-FL's pretrained model."),
+        opt("show_partition", bool, False, "Print each client's size and classes."),
+    ],
+    TRACK_OPTIONS,
+    RUN_OPTIONS,
+)
 def federate(**kw):
     """Standard FL from random init (or --init): the baseline GPT-FL improves on."""
     output_dir = check_output_dir(kw["output_dir"] or Path("runs/federate"))
     overrides = {k: kw[k] for k in FEDERATE_KEYS}
-    cfg = resolve_config(kw["config"], output_dir, kw["resume"], kw["overwrite"], overrides, kw["init"], sets=kw.get("set"))
+    cfg = resolve_config(
+        kw["config"], output_dir, kw["resume"], kw["overwrite"], overrides, kw["init"], sets=kw.get("set")
+    )
     from gptfl_ray.methods.task import load_task
-
     from gptfl_ray.tracking import check_track
 
     check_track(kw["track"])
@@ -82,7 +158,11 @@ def federate(**kw):
     if kw["show_partition"]:
         from gptfl_ray.data.partition import partition_summary, partition_table
 
-        console.print(partition_table(partition_summary(task.parts, task.dataset.y_train, task.dataset.num_classes), task.dataset.class_names))
+        console.print(
+            partition_table(
+                partition_summary(task.parts, task.dataset.y_train, task.dataset.num_classes), task.dataset.class_names
+            )
+        )
     if cfg.engine.backend == "ray":
         ensure_ray(cfg.engine.address)
         check_resources(client_requests(cfg.engine))
@@ -91,7 +171,12 @@ def federate(**kw):
             clear_run(output_dir, FEDERATE_STATE)
         write_config_section(output_dir, "federate", cfg)
         res = _run(cfg, task, output_dir, kw)
-    console.print(results_table(f"{cfg.fl.strategy}: {cfg.data.dataset}, {cfg.data.clients} clients, {res.num_params:,} parameters", res.history))
+    console.print(
+        results_table(
+            f"{cfg.fl.strategy}: {cfg.data.dataset}, {cfg.data.clients} clients, {res.num_params:,} parameters",
+            res.history,
+        )
+    )
     last = res.history[-1]
     val = f"validation {last['val_accuracy']:.4f}, " if "val_accuracy" in last else ""
     console.print(f"final accuracy: {val}test {last['accuracy']:.4f} in {res.wall_s:.1f}s; results in {output_dir}/")
@@ -102,7 +187,10 @@ def _run(cfg, task, output_dir: Path, kw: dict):
     from gptfl_ray.plots import partition_plot
     from gptfl_ray.tracking import Tracker
 
-    with Tracker.create(kw["track"], output_dir, kw["mlflow_uri"], kw["mlflow_experiment"]) as tracker, round_progress() as progress:
+    with (
+        Tracker.create(kw["track"], output_dir, kw["mlflow_uri"], kw["mlflow_experiment"]) as tracker,
+        round_progress() as progress,
+    ):
         tracker.log_config(read_config(output_dir))
         track_round = tracker.on_round("federate")
         bar = progress.add_task(f"{cfg.fl.strategy} on {cfg.data.dataset}", total=cfg.fl.rounds, status="")
@@ -113,8 +201,13 @@ def _run(cfg, task, output_dir: Path, kw: dict):
             track_round(m)
 
         res = run_federation(cfg, task.dataset, task.parts, output_dir, resume=kw["resume"], on_round=on_round)
-        partition_plot(task.parts, task.dataset.y_train, task.dataset.class_names, output_dir / "plots" / "partition.png",
-                       title=f"label distribution: {cfg.data.dataset}, {cfg.data.clients} clients, {cfg.data.partition}")
+        partition_plot(
+            task.parts,
+            task.dataset.y_train,
+            task.dataset.class_names,
+            output_dir / "plots" / "partition.png",
+            title=f"label distribution: {cfg.data.dataset}, {cfg.data.clients} clients, {cfg.data.partition}",
+        )
         tracker.backfill_run(output_dir)
         tracker.log_run_artifacts(output_dir)
     return res

@@ -16,13 +16,21 @@ from gptfl_ray.cli.common import console, guarded
 from gptfl_ray.cli.options import DATA_OPTIONS, opt, with_options
 
 
-@with_options([p for p in DATA_OPTIONS], [
-    opt("private", bool, False, "IBLT + secure aggregation: the server sees only the union.", "--private/--plain"),
-    opt("capacity", Optional[int], None, "IBLT capacity (distinct names it can decode); default grows until it decodes."),
-    opt("dropout", float, 0.0, "Fraction of clients that drop out after sharing their keys."),
-    opt("seed", int, 0, "Seed for the split, the IBLT hashes and the simulated clients' secrets."),
-    opt("output_dir", Path, Path("runs/labels"), "Where labels.json goes."),
-])
+@with_options(
+    [p for p in DATA_OPTIONS],
+    [
+        opt("private", bool, False, "IBLT + secure aggregation: the server sees only the union.", "--private/--plain"),
+        opt(
+            "capacity",
+            Optional[int],
+            None,
+            "IBLT capacity (distinct names it can decode); default grows until it decodes.",
+        ),
+        opt("dropout", float, 0.0, "Fraction of clients that drop out after sharing their keys."),
+        opt("seed", int, 0, "Seed for the split, the IBLT hashes and the simulated clients' secrets."),
+        opt("output_dir", Path, Path("runs/labels"), "Where labels.json goes."),
+    ],
+)
 def labels(**kw):
     """Print the union of the clients' label names (and how many clients hold each)."""
     import numpy as np
@@ -32,29 +40,56 @@ def labels(**kw):
     from gptfl_ray.methods.task import load_task
     from gptfl_ray.runio import atomic_write_json
 
-    fed = federate_config(overrides={k: kw[k] for k in ("dataset", "data_dir", "download", "clients", "partition", "alpha",
-                                                          "min_client_size", "shards_per_client", "seed")} | {"backend": "local"})
+    fed = federate_config(
+        overrides={
+            k: kw[k]
+            for k in (
+                "dataset",
+                "data_dir",
+                "download",
+                "clients",
+                "partition",
+                "alpha",
+                "min_client_size",
+                "shards_per_client",
+                "seed",
+            )
+        }
+        | {"backend": "local"}
+    )
     if not 0 <= kw["dropout"] < 1:
         raise ConfigError("--dropout", f"must be in [0, 1), got {kw['dropout']}")
     task = load_task(fed)
     ds = task.dataset
     sets = [sorted({ds.class_names[int(c)] for c in np.unique(ds.y_train[idx])}) for idx in task.parts]
     rng = np.random.default_rng([kw["seed"], 0xD0])
-    dropped = set(rng.choice(len(sets), size=int(kw["dropout"] * len(sets)), replace=False).tolist()) if kw["dropout"] else set()
+    dropped = (
+        set(rng.choice(len(sets), size=int(kw["dropout"] * len(sets)), replace=False).tolist())
+        if kw["dropout"]
+        else set()
+    )
     if kw["private"]:
         from gptfl_ray.privacy.labels import private_label_union
         from gptfl_ray.privacy.secagg import SecAggAbort
 
         try:
             with console.status(f"{len(sets)} clients: IBLT encode, secure aggregation, decode"):
-                counts, stats = private_label_union(sets, kw["capacity"], seed=kw["seed"], dropout=dropped, rng_seed=kw["seed"])
+                counts, stats = private_label_union(
+                    sets, kw["capacity"], seed=kw["seed"], dropout=dropped, rng_seed=kw["seed"]
+                )
         except ConfigError as exc:  # IBLTOverflowError included: the library names it "capacity"
             raise ConfigError("--capacity" if exc.subject == "capacity" else exc.subject, exc.problem) from None
         except SecAggAbort as exc:
             raise ConfigError("--dropout", str(exc)) from None
-        info = {"capacity": stats.capacity, "attempts": stats.attempts, "survivors": stats.survivors,
-                "bytes_up": stats.bytes_up, "bytes_down": stats.bytes_down, "plain_bytes_up": stats.plain_bytes_up,
-                "seconds": round(stats.seconds, 3)}
+        info = {
+            "capacity": stats.capacity,
+            "attempts": stats.attempts,
+            "survivors": stats.survivors,
+            "bytes_up": stats.bytes_up,
+            "bytes_down": stats.bytes_down,
+            "plain_bytes_up": stats.plain_bytes_up,
+            "seconds": round(stats.seconds, 3),
+        }
     else:
         counts: dict[str, int] = {}
         for i, s in enumerate(sets):
@@ -62,15 +97,22 @@ def labels(**kw):
                 for n in s:
                     counts[n] = counts.get(n, 0) + 1
         counts = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-        info = {"survivors": len(sets) - len(dropped), "plain_bytes_up": sum(len(n.encode()) + 1 for i, s in enumerate(sets) if i not in dropped for n in s)}
-    table = Table(title=f"{ds.name}: label names the server receives ({'IBLT + secure aggregation' if kw['private'] else 'in the clear'})")
+        info = {
+            "survivors": len(sets) - len(dropped),
+            "plain_bytes_up": sum(len(n.encode()) + 1 for i, s in enumerate(sets) if i not in dropped for n in s),
+        }
+    table = Table(
+        title=f"{ds.name}: label names the server receives ({'IBLT + secure aggregation' if kw['private'] else 'in the clear'})"
+    )
     table.add_column("label name")
     table.add_column("clients holding it", justify="right")
     for name, c in counts.items():
         table.add_row(name, str(c))
     console.print(table)
     console.print(" ".join(f"{k}={v}" for k, v in info.items()), highlight=False)
-    atomic_write_json(Path(kw["output_dir"]) / "labels.json", {"dataset": ds.name, "private": kw["private"], "labels": counts, **info})
+    atomic_write_json(
+        Path(kw["output_dir"]) / "labels.json", {"dataset": ds.name, "private": kw["private"], "labels": counts, **info}
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 def field_defaults(cls, prefix: str = "", rename: dict[str, str] | None = None) -> dict[str, Any]:
@@ -35,8 +36,12 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def present(panel: str, group: Iterable[inspect.Parameter], defaults: dict[str, Any] | None = None,
-            choices: dict[str, Callable[[], Iterable[str]]] | None = None) -> None:
+def present(
+    panel: str,
+    group: Iterable[inspect.Parameter],
+    defaults: dict[str, Any] | None = None,
+    choices: dict[str, Callable[[], Iterable[str]]] | None = None,
+) -> None:
     """Put `group` in a help panel, show effective defaults, complete choices (mutates the OptionInfos)."""
     for p in group:
         info = p.default

@@ -13,7 +13,12 @@ from gptfl_ray.cli.options import opt, with_options
 from gptfl_ray.pretrain.config import PretrainConfig
 
 OPTIONS = [
-    opt("dataset", str, "digits", "Data set whose real validation and test sets score each epoch (must match the synthetic data)."),
+    opt(
+        "dataset",
+        str,
+        "digits",
+        "Data set whose real validation and test sets score each epoch (must match the synthetic data).",
+    ),
     opt("data_dir", Optional[str], None, "Where torchvision/torchaudio data sets live."),
     opt("model", str, "cnn", "Downstream model."),
     opt("norm", str, "default", "Normalisation layer (per model)."),
@@ -43,9 +48,17 @@ def pretrain_cmd(**kw):
     from gptfl_ray.runio import RunLock, check_output_dir, publish_dir, stage_tmp, write_config_section, write_key
     from gptfl_ray.synth.store import check_manifest_matches, read_manifest, shard_paths
 
-    cfg = PretrainConfig(epochs=kw["epochs"], batch_size=kw["batch_size"], lr=kw["lr"], momentum=kw["momentum"],
-                         weight_decay=kw["weight_decay"], augment=kw["augment"], train_workers=kw["train_workers"],
-                         train_gpus=kw["train_gpus"], seed=kw["seed"])
+    cfg = PretrainConfig(
+        epochs=kw["epochs"],
+        batch_size=kw["batch_size"],
+        lr=kw["lr"],
+        momentum=kw["momentum"],
+        weight_decay=kw["weight_decay"],
+        augment=kw["augment"],
+        train_workers=kw["train_workers"],
+        train_gpus=kw["train_gpus"],
+        seed=kw["seed"],
+    )
     check_model(kw["model"], kw["norm"])
     ds = load_dataset(kw["dataset"], data_dir=kw["data_dir"], seed=kw["seed"])
     run_dir = check_output_dir(kw["output_dir"])
@@ -62,12 +75,22 @@ def pretrain_cmd(**kw):
     pre_dir = run_dir / "pretrain"
     with RunLock(run_dir):
         build = stage_tmp(pre_dir)  # the old model stays in place until the new one is complete
-        with Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as bar:
             task = bar.add_task("pretrain", total=cfg.epochs)
             res = pretrain_on_shards(cfg, factory, ds, run_dir, build, on_epoch=lambda e: bar.update(task, completed=e))
         # the key simulate's cache reads (methods/gptfl.py), so a pre-trained model made here is reused there
-        write_key(build, {**dataclasses.asdict(cfg), "model": kw["model"], "norm": kw["norm"], "synthetic": manifest.get("sha256", ""),
-                          "init_pretrained": False})
+        write_key(
+            build,
+            {
+                **dataclasses.asdict(cfg),
+                "model": kw["model"],
+                "norm": kw["norm"],
+                "synthetic": manifest.get("sha256", ""),
+                "init_pretrained": False,
+            },
+        )
         publish_dir(build, pre_dir)
         write_config_section(run_dir, "pretrain", cfg)
     from rich.table import Table
@@ -82,7 +105,10 @@ def pretrain_cmd(**kw):
     from gptfl_ray.plots import pretrain_curve
 
     pretrain_curve(res.history, run_dir / "plots" / "pretrain_curve.png")
-    console.print(f"{pre_dir / res.model_path.name} (last epoch; best validation epoch kept in {res.best_path.name}) in {res.wall_s:.1f}s", highlight=False)
+    console.print(
+        f"{pre_dir / res.model_path.name} (last epoch; best validation epoch kept in {res.best_path.name}) in {res.wall_s:.1f}s",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

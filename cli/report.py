@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -11,8 +11,12 @@ from gptfl_ray.cli.common import guarded
 
 
 def report(
-    run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Finished `gptfl-ray simulate` run directories, one per seed."),
-    json_out: Optional[Path] = typer.Option(None, "--json-out", help="Also write every cell (values, mean, std, 95% interval) as JSON here."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., metavar="RUN_DIR...", help="Finished `gptfl-ray simulate` run directories, one per seed."
+    ),
+    json_out: Optional[Path] = typer.Option(
+        None, "--json-out", help="Also write every cell (values, mean, std, 95% interval) as JSON here."
+    ),
 ):
     """Aggregate finished simulate runs into the headline (and FGL) tables: mean ± std and a 95%
     t-interval per cell, validation and test labelled; markdown on the terminal."""

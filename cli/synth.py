@@ -33,12 +33,18 @@ def _make_prompts(dataset, cfg, run_dir: Path) -> list[dict]:
     rows = build_prompts(dataset, cfg, llm=llm)
     path = write_prompts(run_dir, rows, cfg)
     write_config_section(run_dir, "prompts", cfg)
-    console.print(f"wrote {len(rows)} prompts ({len(rows) // max(1, len({r['label'] for r in rows}))} per class, "
-                  f"style {cfg.style}) to {path}", highlight=False)
+    console.print(
+        f"wrote {len(rows)} prompts ({len(rows) // max(1, len({r['label'] for r in rows}))} per class, "
+        f"style {cfg.style}) to {path}",
+        highlight=False,
+    )
     if llm is not None and llm.stats["fallback"]:
-        console.print(f"[yellow]warning:[/] the LLM named the label too rarely; {llm.stats['fallback']} prompts "
-                      f"fell back to class templates (dropped {llm.stats['dropped_no_label']} without the label, "
-                      f"{llm.stats['dropped_duplicate']} duplicates)", highlight=False)
+        console.print(
+            f"[yellow]warning:[/] the LLM named the label too rarely; {llm.stats['fallback']} prompts "
+            f"fell back to class templates (dropped {llm.stats['dropped_no_label']} without the label, "
+            f"{llm.stats['dropped_duplicate']} duplicates)",
+            highlight=False,
+        )
     return rows
 
 
@@ -49,14 +55,20 @@ def prompts_cmd(
     per_class: Optional[int] = typer.Option(None, "--per-class", help="prompts per class"),
     scale: Optional[float] = typer.Option(None, "--scale", help="k x real train size / classes (paper's 1x/2x/3x)"),
     seed: int = typer.Option(0, "--seed"),
-    labels: Optional[str] = typer.Option(None, "--labels", help="received label set: a,b,c or @file (JSON list / lines)"),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="received label set: a,b,c or @file (JSON list / lines)"
+    ),
     llm_model: Optional[str] = typer.Option(None, "--llm-model", help="causal LM hub id or local path (style llm)"),
     llm_max_tries: int = typer.Option(8, "--llm-max-tries", help="LLM rounds per class before template fallback"),
     guidance_min: float = typer.Option(1.0, "--guidance-min"),
     guidance_max: float = typer.Option(5.0, "--guidance-max"),
-    guidance_draw: str = typer.Option("integer", "--guidance-draw", help="integer (1..5, the original code) | uniform (bucketed)"),
+    guidance_draw: str = typer.Option(
+        "integer", "--guidance-draw", help="integer (1..5, the original code) | uniform (bucketed)"
+    ),
     guidance_grid: float = typer.Option(0.5, "--guidance-grid", help="grid step for --guidance-draw uniform"),
-    style_words: bool = typer.Option(True, "--style-words/--no-style-words", help="mix glyph style words into image prompts"),
+    style_words: bool = typer.Option(
+        True, "--style-words/--no-style-words", help="mix glyph style words into image prompts"
+    ),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     download: bool = typer.Option(False, "--download/--no-download"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace prompts made with other settings"),
@@ -65,10 +77,21 @@ def prompts_cmd(
     from gptfl_ray.synth.config import PromptsConfig
     from gptfl_ray.synth.labels import parse_label_option
 
-    cfg = PromptsConfig(dataset=dataset, style=style, per_class=per_class, scale=scale, seed=seed,
-                        guidance_min=guidance_min, guidance_max=guidance_max, guidance_draw=guidance_draw,
-                        guidance_grid=guidance_grid, style_words=style_words,
-                        llm_model=llm_model, llm_max_tries=llm_max_tries, labels=parse_label_option(labels))
+    cfg = PromptsConfig(
+        dataset=dataset,
+        style=style,
+        per_class=per_class,
+        scale=scale,
+        seed=seed,
+        guidance_min=guidance_min,
+        guidance_max=guidance_max,
+        guidance_draw=guidance_draw,
+        guidance_grid=guidance_grid,
+        style_words=style_words,
+        llm_model=llm_model,
+        llm_max_tries=llm_max_tries,
+        labels=parse_label_option(labels),
+    )
     from gptfl_ray.runio import RunLock, check_output_dir
 
     ds = _dataset(dataset, data_dir, download)
@@ -100,7 +123,9 @@ def generate_cmd(
     dataset: str = typer.Option("digits", "--dataset", "-d"),
     output_dir: Path = typer.Option(DEFAULT_RUN, "--output-dir", "-o", help="run directory"),
     generator: str = typer.Option("glyph", "--generator", "-g", help="glyph | diffusers | speecht5 | audioldm"),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="hub id or local path (generator default if unset)"),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="hub id or local path (generator default if unset)"
+    ),
     seed: int = typer.Option(0, "--seed"),
     per_class: Optional[int] = typer.Option(None, "--per-class", help="samples per class"),
     scale: Optional[float] = typer.Option(None, "--scale", help="k x real train size / classes"),
@@ -119,28 +144,46 @@ def generate_cmd(
     negative_prompt: str = typer.Option("", "--negative-prompt"),
     clip_seconds: float = typer.Option(1.0, "--clip-seconds", help="audio length when the data set has none"),
     speaker_embeddings: Optional[str] = typer.Option(
-        None, "--speaker-embeddings",
+        None,
+        "--speaker-embeddings",
         help="SpeechT5 x-vectors: .npy/.pt (K, 512), hf:<data set id>, or random (offline fallback); "
-             "default hf:regisss/cmu-arctic-xvectors"),
+        "default hf:regisss/cmu-arctic-xvectors",
+    ),
     vocoder: Optional[str] = typer.Option(None, "--vocoder", help="SpeechT5 HiFi-GAN hub id or path"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     download: bool = typer.Option(False, "--download/--no-download"),
 ):
     """Run a generator over the prompts with a Ray Data actor pool; write <run>/synthetic/ shards."""
-    from gptfl_ray.runio import write_config_section
-    from gptfl_ray.synth.config import GenerateConfig, PromptsConfig, per_class_count
+    from gptfl_ray.synth.config import GenerateConfig
     from gptfl_ray.synth.generators import generator_class
     from gptfl_ray.synth.generators.base import TargetFormat
-    from gptfl_ray.synth.pipeline import generate
-    from gptfl_ray.synth.prompts import prompts_path, read_prompts, take_per_class
 
-    cfg = GenerateConfig(dataset=dataset, generator=generator, model=model, seed=seed, per_class=per_class,
-                         scale=scale, gen_actors=gen_actors, gen_gpus=gen_gpus, batch_size=batch_size,
-                         shard_size=shard_size, engine=engine, overwrite=overwrite, revision=model_revision,
-                         steps=steps, scheduler=scheduler, compile=compile_unet, height=height,
-                         width=width, negative_prompt=negative_prompt, clip_seconds=clip_seconds,
-                         speaker_embeddings=speaker_embeddings, vocoder=vocoder, device=device)
+    cfg = GenerateConfig(
+        dataset=dataset,
+        generator=generator,
+        model=model,
+        seed=seed,
+        per_class=per_class,
+        scale=scale,
+        gen_actors=gen_actors,
+        gen_gpus=gen_gpus,
+        batch_size=batch_size,
+        shard_size=shard_size,
+        engine=engine,
+        overwrite=overwrite,
+        revision=model_revision,
+        steps=steps,
+        scheduler=scheduler,
+        compile=compile_unet,
+        height=height,
+        width=width,
+        negative_prompt=negative_prompt,
+        clip_seconds=clip_seconds,
+        speaker_embeddings=speaker_embeddings,
+        vocoder=vocoder,
+        device=device,
+    )
     from gptfl_ray.runio import RunLock, check_output_dir
 
     ds = _dataset(dataset, data_dir, download)
@@ -162,7 +205,9 @@ def _generate(cfg, ds, target, output_dir: Path, per_class, scale, seed, dataset
         if per_class is not None or scale is not None:
             rows = take_per_class(rows, per_class_count(per_class, scale, len(ds.x_train), ds.num_classes))
     else:
-        rows = _make_prompts(ds, PromptsConfig(dataset=dataset, per_class=per_class, scale=scale, seed=seed), output_dir)
+        rows = _make_prompts(
+            ds, PromptsConfig(dataset=dataset, per_class=per_class, scale=scale, seed=seed), output_dir
+        )
     if cfg.engine == "ray":
         from gptfl_ray.ray_runtime import check_resources, ensure_ray, generate_request
 
@@ -170,11 +215,21 @@ def _generate(cfg, ds, target, output_dir: Path, per_class, scale, seed, dataset
         check_resources([generate_request(cfg)])
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[bold]shards"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]shards"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         task = bar.add_task("shards", total=None)
         manifest = generate(
-            rows, target, ds.class_names, cfg, output_dir,
+            rows,
+            target,
+            ds.class_names,
+            cfg,
+            output_dir,
             on_start=lambda total, done: bar.update(task, total=total, completed=done),
             on_shard=lambda k, n: bar.advance(task),
         )
@@ -186,10 +241,11 @@ def _generate(cfg, ds, target, output_dir: Path, per_class, scale, seed, dataset
         f"{manifest['total_rows']} samples in {manifest['num_shards']} shards "
         f"({len(manifest['written_shards'])} written, {manifest['num_shards'] - len(manifest['written_shards'])} kept) "
         f"by {cfg.generator} (model revision {manifest.get('model_revision')}) in {manifest['seconds']:.1f}s "
-        f"-> {output_dir / 'synthetic'}", highlight=False)
+        f"-> {output_dir / 'synthetic'}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
     app.command("prompts")(guarded(prompts_cmd))
     app.command("generate")(guarded(generate_cmd))
-

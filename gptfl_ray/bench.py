@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -40,8 +39,14 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
-def bench_sampling(cfg: SimulateConfig, out_dir: str | Path, clients_per_round: list[int], seeds: list[int],
-                   methods: tuple[str, ...] = ("fedavg", "gptfl"), stage=None) -> dict:
+def bench_sampling(
+    cfg: SimulateConfig,
+    out_dir: str | Path,
+    clients_per_round: list[int],
+    seeds: list[int],
+    methods: tuple[str, ...] = ("fedavg", "gptfl"),
+    stage=None,
+) -> dict:
     out = Path(out_dir)
     cfg = dataclasses.replace(cfg, variants=tuple(methods))
     runs: list[dict] = []
@@ -50,45 +55,104 @@ def bench_sampling(cfg: SimulateConfig, out_dir: str | Path, clients_per_round: 
         prepared = prepare_simulation(scfg)
         for k in clients_per_round:
             kcfg = _with_fl(scfg, clients_per_round=k, sample_rate=None)
-            summary = run_simulation(kcfg, out / f"seed{seed}", hooks={"stage": stage} if stage else None, prepared=prepared,
-                                     federate_root=out / f"seed{seed}" / "federate" / f"cpr{k}")
+            summary = run_simulation(
+                kcfg,
+                out / f"seed{seed}",
+                hooks={"stage": stage} if stage else None,
+                prepared=prepared,
+                federate_root=out / f"seed{seed}" / "federate" / f"cpr{k}",
+            )
             for m in methods:
                 v = summary["variants"][m]
-                runs.append({"seed": seed, "clients_per_round": k, "method": m, "final_accuracy": v["final_accuracy"],
-                             "accuracy_per_round": v["accuracy_per_round"], "cum_bytes": v["cum_bytes"]})
+                runs.append(
+                    {
+                        "seed": seed,
+                        "clients_per_round": k,
+                        "method": m,
+                        "final_accuracy": v["final_accuracy"],
+                        "accuracy_per_round": v["accuracy_per_round"],
+                        "cum_bytes": v["cum_bytes"],
+                    }
+                )
     rows = []
     for k in clients_per_round:
         for m in methods:
             accs = [r["final_accuracy"] for r in runs if r["clients_per_round"] == k and r["method"] == m]
             mean, std = _mean_std(accs)
-            rows.append({"clients_per_round": k, "method": m, "final_accuracy_mean": mean, "final_accuracy_std": std, "n": len(accs)})
-    result = {"benchmark": "sampling", "dataset": cfg.federate.data.dataset, "clients": cfg.federate.data.clients,
-              "rounds": cfg.federate.fl.rounds, "seeds": seeds, "rows": rows, "runs": runs}
+            rows.append(
+                {
+                    "clients_per_round": k,
+                    "method": m,
+                    "final_accuracy_mean": mean,
+                    "final_accuracy_std": std,
+                    "n": len(accs),
+                }
+            )
+    result = {
+        "benchmark": "sampling",
+        "dataset": cfg.federate.data.dataset,
+        "clients": cfg.federate.data.clients,
+        "rounds": cfg.federate.fl.rounds,
+        "seeds": seeds,
+        "rows": rows,
+        "runs": runs,
+    }
     atomic_write_json(out / "bench.json", result)
     return result
 
 
-def bench_comm(cfg: SimulateConfig, out_dir: str | Path, targets: list[float], strategies: list[str], seed: int,
-               methods: tuple[str, ...] = ("fedavg", "gptfl"), stage=None) -> dict:
+def bench_comm(
+    cfg: SimulateConfig,
+    out_dir: str | Path,
+    targets: list[float],
+    strategies: list[str],
+    seed: int,
+    methods: tuple[str, ...] = ("fedavg", "gptfl"),
+    stage=None,
+) -> dict:
     out = Path(out_dir)
     cfg = _seeded(dataclasses.replace(cfg, variants=tuple(methods)), seed)
     prepared = prepare_simulation(cfg)
     rows = []
     for strategy in strategies:
         scfg = _with_fl(cfg, strategy=strategy)
-        summary = run_simulation(scfg, out, hooks={"stage": stage} if stage else None, prepared=prepared,
-                                 federate_root=out / "federate" / strategy)
+        summary = run_simulation(
+            scfg,
+            out,
+            hooks={"stage": stage} if stage else None,
+            prepared=prepared,
+            federate_root=out / "federate" / strategy,
+        )
         for m in methods:
             v = summary["variants"][m]
-            hist = [{"round": r, "accuracy": a, "cum_bytes": b} for (r, a), (_, b) in zip(v["accuracy_per_round"], v["bytes_per_round"])]
+            hist = [
+                {"round": r, "accuracy": a, "cum_bytes": b}
+                for (r, a), (_, b) in zip(v["accuracy_per_round"], v["bytes_per_round"])
+            ]
             for t in targets:
                 hit = first_reaching(hist, t)
-                rows.append({"strategy": strategy, "method": m, "target": t, "num_params": v["num_params"],
-                             "final_accuracy": v["final_accuracy"], "reached": hit is not None,
-                             "rounds": None if hit is None else hit["round"], "bytes": None if hit is None else hit["cum_bytes"],
-                             "params_communicated": None if hit is None else hit["cum_bytes"] // 4})
-    result = {"benchmark": "comm", "dataset": cfg.federate.data.dataset, "clients": cfg.federate.data.clients,
-              "rounds": cfg.federate.fl.rounds, "seed": seed, "targets": targets, "rows": rows}
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "method": m,
+                        "target": t,
+                        "num_params": v["num_params"],
+                        "final_accuracy": v["final_accuracy"],
+                        "reached": hit is not None,
+                        "rounds": None if hit is None else hit["round"],
+                        "bytes": None if hit is None else hit["cum_bytes"],
+                        "params_communicated": None if hit is None else hit["cum_bytes"] // 4,
+                    }
+                )
+    result = {
+        "benchmark": "comm",
+        "dataset": cfg.federate.data.dataset,
+        "clients": cfg.federate.data.clients,
+        "rounds": cfg.federate.fl.rounds,
+        "seed": seed,
+        "targets": targets,
+        "rows": rows,
+    }
     atomic_write_json(out / "bench.json", result)
     return result
 
@@ -102,8 +166,14 @@ def plot_sampling(result: dict, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for m in sorted({r["method"] for r in result["rows"]}):
         rows = [r for r in result["rows"] if r["method"] == m]
-        ax.errorbar([r["clients_per_round"] for r in rows], [r["final_accuracy_mean"] for r in rows],
-                    yerr=[r["final_accuracy_std"] for r in rows], marker="o", capsize=3, label=m)
+        ax.errorbar(
+            [r["clients_per_round"] for r in rows],
+            [r["final_accuracy_mean"] for r in rows],
+            yerr=[r["final_accuracy_std"] for r in rows],
+            marker="o",
+            capsize=3,
+            label=m,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("clients per round")
     ax.set_ylabel(f"test accuracy after {result['rounds']} rounds")

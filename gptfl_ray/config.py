@@ -39,7 +39,11 @@ class DataConfig:
 
     def __post_init__(self):
         check_instance(self)
-        _check(self.partition in PARTITIONS, "--partition", f"unknown partition {self.partition!r}; choose from {', '.join(PARTITIONS)}")
+        _check(
+            self.partition in PARTITIONS,
+            "--partition",
+            f"unknown partition {self.partition!r}; choose from {', '.join(PARTITIONS)}",
+        )
         _check(self.alpha > 0, "--alpha", f"must be > 0, got {self.alpha}")
         _check(self.clients >= 1, "--clients", f"must be >= 1, got {self.clients}")
         _check(self.min_client_size >= 1, "--min-client-size", f"must be >= 1, got {self.min_client_size}")
@@ -88,7 +92,11 @@ class FLConfig:
 
         check_instance(self)
         _check(self.seed >= 0, "--seed", f"must be >= 0, got {self.seed}")
-        _check(self.strategy in STRATEGIES, "--strategy", f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}")
+        _check(
+            self.strategy in STRATEGIES,
+            "--strategy",
+            f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}",
+        )
         _check(self.rounds >= 0, "--rounds", f"must be >= 0, got {self.rounds}")
         if self.clients_per_round is not None:
             _check(self.clients_per_round >= 1, "--clients-per-round", f"must be >= 1, got {self.clients_per_round}")
@@ -112,7 +120,11 @@ class FLConfig:
         _check(self.secagg_clip > 0, "--secagg-clip", f"must be > 0, got {self.secagg_clip}")
         _check(2 <= self.secagg_bits <= 30, "--secagg-bits", f"must be in [2, 30], got {self.secagg_bits}")
         if self.secure_aggregation:
-            _check(self.strategy != "scaffold", "--secure-aggregation", "SCAFFOLD's control variates are not summed securely here; use another --strategy")
+            _check(
+                self.strategy != "scaffold",
+                "--secure-aggregation",
+                "SCAFFOLD's control variates are not summed securely here; use another --strategy",
+            )
 
 
 @dataclass(frozen=True)
@@ -128,11 +140,27 @@ class EngineConfig:
 
     def __post_init__(self):
         check_instance(self)
-        _check(self.executor in EXECUTORS, "--executor", f"unknown executor {self.executor!r}; choose from {', '.join(EXECUTORS)}")
-        _check(self.backend in BACKENDS, "--backend", f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
-        _check(self.address is None or bool(self.address.strip()), "--address", "is empty; give host:port, 'auto', or leave it out")
+        _check(
+            self.executor in EXECUTORS,
+            "--executor",
+            f"unknown executor {self.executor!r}; choose from {', '.join(EXECUTORS)}",
+        )
+        _check(
+            self.backend in BACKENDS,
+            "--backend",
+            f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}",
+        )
+        _check(
+            self.address is None or bool(self.address.strip()),
+            "--address",
+            "is empty; give host:port, 'auto', or leave it out",
+        )
         _check(self.client_cpus > 0, "--client-cpus", f"must be > 0, got {self.client_cpus}")
-        _check(0 <= self.client_gpus <= 1 or float(self.client_gpus).is_integer(), "--client-gpus", f"must be a fraction in [0, 1] or a whole number, got {self.client_gpus}")
+        _check(
+            0 <= self.client_gpus <= 1 or float(self.client_gpus).is_integer(),
+            "--client-gpus",
+            f"must be a fraction in [0, 1] or a whole number, got {self.client_gpus}",
+        )
         if self.num_actors is not None:
             _check(self.num_actors >= 1, "--num-actors", f"must be >= 1, got {self.num_actors}")
 
@@ -152,7 +180,14 @@ class FederateConfig:
         check_compatible(self.privacy, self.fl, self.devices, self.data.clients)
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "fl": FLConfig, "engine": EngineConfig, "privacy": DPConfig, "devices": DeviceConfig}
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "fl": FLConfig,
+    "engine": EngineConfig,
+    "privacy": DPConfig,
+    "devices": DeviceConfig,
+}
 
 
 def build_section(cls, *layers: dict[str, Any], section: str = ""):
@@ -186,7 +221,9 @@ def split_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def federate_config(file_cfg: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, init: str | None = None) -> FederateConfig:
+def federate_config(
+    file_cfg: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, init: str | None = None
+) -> FederateConfig:
     file_cfg = {} if file_cfg is None else file_cfg
     if not isinstance(file_cfg, dict):
         raise ConfigError("[federate]", f"must be a table of settings, got {file_cfg!r}")
@@ -214,9 +251,26 @@ def config_dict(cfg) -> dict[str, Any]:
 
 # Settings a continued run may change: where and how fast it runs, how often it reports, and
 # (growing only) how many rounds it has. Everything else decides the result.
-RESUMABLE = frozenset({"eval_every", "checkpoint_every", "backend", "address", "num_actors", "client_cpus", "client_gpus",
-                       "data_dir", "download", "gen_actors", "gen_gpus", "engine", "device", "overwrite", "target_accuracy",
-                       "variants"})
+RESUMABLE = frozenset(
+    {
+        "eval_every",
+        "checkpoint_every",
+        "backend",
+        "address",
+        "num_actors",
+        "client_cpus",
+        "client_gpus",
+        "data_dir",
+        "download",
+        "gen_actors",
+        "gen_gpus",
+        "engine",
+        "device",
+        "overwrite",
+        "target_accuracy",
+        "variants",
+    }
+)
 GROW_ONLY = frozenset({"rounds"})
 
 
@@ -254,9 +308,17 @@ def resume_diff(saved: Any, new: Any, loose=RESUMABLE, grow=GROW_ONLY) -> list[s
     return out
 
 
-def check_resumable(stage: str, where: Any, saved: Any, new: Any, hint: str = "pass --overwrite to start over, or use another --output-dir") -> None:
+def check_resumable(
+    stage: str,
+    where: Any,
+    saved: Any,
+    new: Any,
+    hint: str = "pass --overwrite to start over, or use another --output-dir",
+) -> None:
     """One line naming the stage and the keys that differ, when `new` cannot continue `saved`."""
     diff = resume_diff(saved, new)
     if diff:
         shown = ", ".join(diff[:4]) + (f" (+{len(diff) - 4} more)" if len(diff) > 4 else "")
-        raise ConfigError("--output-dir", f"{where} holds a {stage} stage made with other settings ({shown} differ); {hint}")
+        raise ConfigError(
+            "--output-dir", f"{where} holds a {stage} stage made with other settings ({shown} differ); {hint}"
+        )

@@ -39,7 +39,9 @@ def _describe(tp) -> str:
         return " or ".join(_describe(a) for a in args)
     if origin in (tuple, list):
         return "a list"
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string", dict: "a table"}.get(tp, str(tp))
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string", dict: "a table"}.get(
+        tp, str(tp)
+    )
 
 
 def _matches(value: Any, tp) -> bool:
@@ -52,7 +54,11 @@ def _matches(value: Any, tp) -> bool:
         return any(_matches(value, a) for a in typing.get_args(tp))
     if origin in (tuple, list):
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return isinstance(value, (list, tuple)) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, (list, tuple))
+        return (
+            isinstance(value, (list, tuple)) and all(_matches(v, args[0]) for v in value)
+            if args
+            else isinstance(value, (list, tuple))
+        )
     if origin is dict or tp is dict:
         return isinstance(value, dict)
     if tp is bool:
@@ -71,7 +77,11 @@ def _matches(value: Any, tp) -> bool:
 def check_value(cls, name: str, value: Any, subject: str) -> None:
     tp = field_types(cls)[name]
     if not _matches(value, tp):
-        got = f"{value!r} ({type(value).__name__})" if not isinstance(value, (int, float)) or isinstance(value, bool) else repr(value)
+        got = (
+            f"{value!r} ({type(value).__name__})"
+            if not isinstance(value, (int, float)) or isinstance(value, bool)
+            else repr(value)
+        )
         raise ConfigError(subject, f"must be {_describe(tp)}, got {got}")
 
 
@@ -100,6 +110,8 @@ def check_sections(cfg: Any, known, where: str = "--config") -> None:
     """Top-level keys of a TOML file: known section names only, each a table."""
     if not isinstance(cfg, dict):
         return
-    for key, value in cfg.items():
+    for key, _value in cfg.items():
         if key not in known:
-            raise ConfigError(f"{where} [{key}]", f"unknown section{nearest(key, known)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{where} [{key}]", f"unknown section{nearest(key, known)}; known: {', '.join(sorted(known))}"
+            )

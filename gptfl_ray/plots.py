@@ -35,7 +35,9 @@ def _save(fig, path: str | Path) -> Path:
     return p
 
 
-def sample_grid(dataset, x_raw: np.ndarray, y: np.ndarray, path: str | Path, per_class: int = 8, title: str = "") -> Path:
+def sample_grid(
+    dataset, x_raw: np.ndarray, y: np.ndarray, path: str | Path, per_class: int = 8, title: str = ""
+) -> Path:
     """Up to `per_class` samples of each class, one row per class (the first in storage order)."""
     plt = _pyplot()
     classes = list(range(min(dataset.num_classes, MAX_GRID_CLASSES)))
@@ -43,8 +45,9 @@ def sample_grid(dataset, x_raw: np.ndarray, y: np.ndarray, path: str | Path, per
     cols = max(1, max((len(v) for v in picks.values()), default=1))
     audio = dataset.modality == "audio"
     cell = (1.6, 1.0) if audio else (0.9, 0.9)
-    fig, axes = plt.subplots(len(classes), cols, figsize=(cols * cell[0] + 1.2, len(classes) * cell[1] + 0.6),
-                             dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        len(classes), cols, figsize=(cols * cell[0] + 1.2, len(classes) * cell[1] + 0.6), dpi=110, squeeze=False
+    )
     for row, c in enumerate(classes):
         idx = picks[c]
         shown = dataset.prepare(x_raw[idx]) if audio and len(idx) else None  # the model's own features
@@ -74,10 +77,16 @@ def sample_grid(dataset, x_raw: np.ndarray, y: np.ndarray, path: str | Path, per
 def partition_counts(parts: list[np.ndarray], y_train: np.ndarray, num_classes: int) -> np.ndarray:
     """(clients, classes) sample counts."""
     y = np.asarray(y_train)
-    return np.stack([np.bincount(y[p], minlength=num_classes) for p in parts]) if parts else np.zeros((0, num_classes), int)
+    return (
+        np.stack([np.bincount(y[p], minlength=num_classes) for p in parts])
+        if parts
+        else np.zeros((0, num_classes), int)
+    )
 
 
-def partition_plot(parts: list[np.ndarray], y_train: np.ndarray, class_names, path: str | Path, title: str = "") -> Path:
+def partition_plot(
+    parts: list[np.ndarray], y_train: np.ndarray, class_names, path: str | Path, title: str = ""
+) -> Path:
     """A stacked bar per client: its samples split by class."""
     plt = _pyplot()
     counts = partition_counts(parts, y_train, len(class_names))
@@ -86,8 +95,14 @@ def partition_plot(parts: list[np.ndarray], y_train: np.ndarray, class_names, pa
     cmap = plt.get_cmap("tab20" if len(class_names) > 10 else "tab10")
     bottom = np.zeros(len(shown))
     for c, name in enumerate(class_names):
-        ax.bar(np.arange(len(shown)), shown[:, c], bottom=bottom, width=0.85, color=cmap(c % cmap.N),
-               label=name if len(class_names) <= 20 else None)
+        ax.bar(
+            np.arange(len(shown)),
+            shown[:, c],
+            bottom=bottom,
+            width=0.85,
+            color=cmap(c % cmap.N),
+            label=name if len(class_names) <= 20 else None,
+        )
         bottom += shown[:, c]
     ax.set_ylim(0, max(1, int(bottom.max(initial=0))) * 1.05)  # stacked bars do not always autoscale to their tops
     ax.set_xlabel("client" + (f" (first {len(shown)} of {len(counts)})" if len(counts) > len(shown) else ""))
@@ -110,7 +125,14 @@ def pretrain_curve(history: list[dict], path: str | Path, title: str = "") -> Pa
     ax.set_ylabel("train loss")
     acc = ax.twinx()
     if all("val_accuracy" in h for h in history):
-        acc.plot(epochs, [h["val_accuracy"] for h in history], color="C0", linestyle="--", marker=".", label="validation accuracy (real)")
+        acc.plot(
+            epochs,
+            [h["val_accuracy"] for h in history],
+            color="C0",
+            linestyle="--",
+            marker=".",
+            label="validation accuracy (real)",
+        )
     acc.plot(epochs, [h["accuracy"] for h in history], color="C0", marker=".", label="test accuracy (real)")
     acc.set_ylabel("accuracy")
     acc.set_ylim(0, 1)

@@ -53,10 +53,17 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
                 current = ray.get_runtime_context().gcs_address
             except Exception:  # noqa: BLE001
                 current = None
-            if (current and address != "auto" and not address.startswith("ray://")
-                    and _host_port(address) != _host_port(current)):
-                raise ConfigError("--address", f"this process already runs Ray at {current}; it cannot also "
-                                               f"join {address!r} (call ray.shutdown() first)")
+            if (
+                current
+                and address != "auto"
+                and not address.startswith("ray://")
+                and _host_port(address) != _host_port(current)
+            ):
+                raise ConfigError(
+                    "--address",
+                    f"this process already runs Ray at {current}; it cannot also "
+                    f"join {address!r} (call ray.shutdown() first)",
+                )
         return False
     address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` on a cluster
     if address and address != "local":
@@ -64,7 +71,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
         try:
             ray.init(address=address, configure_logging=False, log_to_driver=False)
         except Exception as exc:  # noqa: BLE001 - every failure to join is one line about --address
-            raise ConfigError("--address", f"cannot connect to a Ray cluster at {address!r} ({str(exc).splitlines()[0]})") from None
+            raise ConfigError(
+                "--address", f"cannot connect to a Ray cluster at {address!r} ({str(exc).splitlines()[0]})"
+            ) from None
         return True
     if os.environ[_LOOPBACK_ENV] == "0":
         import ray._private.ray_constants as ray_constants
@@ -92,7 +101,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
             return None  # ray.init says there is no cluster to join, at once
     for scheme in ("ray://", "http://", "https://"):
         if address.startswith(scheme):
-            address = address[len(scheme):]
+            address = address[len(scheme) :]
     host, sep, port = address.rstrip("/").rpartition(":")
     if not sep or not port.isdigit():
         return None
@@ -108,7 +117,9 @@ def check_reachable(address: str) -> None:
         with socket.create_connection(hp, timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
-        raise ConfigError("--address", f"no Ray cluster answers at {address!r} ({hp[0]}:{hp[1]}: {exc.strerror or exc})") from None
+        raise ConfigError(
+            "--address", f"no Ray cluster answers at {address!r} ({hp[0]}:{hp[1]}: {exc.strerror or exc})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -161,15 +172,26 @@ def check_resources(requests: list[Request], nodes: list[dict] | None = None) ->
             option = r.gpu_option if r.gpus > 0 and _fit(nodes, r.cpus, 0) > 0 else (r.cpu_option or r.gpu_option)
             raise ConfigError(option, f"no Ray node has room for one {r.what} of {need}; {cluster}")
         if r.count is not None and r.count > n:
-            raise ConfigError(r.count_option, f"{r.count} {r.what}s of {need} each do not fit; {cluster} (room for {n})")
+            raise ConfigError(
+                r.count_option, f"{r.count} {r.what}s of {need} each do not fit; {cluster} (room for {n})"
+            )
 
 
 def client_requests(engine) -> list[Request]:
     """The FL client-executor pool of an EngineConfig (nothing for the local backend)."""
     if engine.backend != "ray":
         return []
-    return [Request("client executor", engine.num_actors, engine.client_cpus, engine.client_gpus,
-                    "--num-actors", "--client-gpus", "--client-cpus")]
+    return [
+        Request(
+            "client executor",
+            engine.num_actors,
+            engine.client_cpus,
+            engine.client_gpus,
+            "--num-actors",
+            "--client-gpus",
+            "--client-cpus",
+        )
+    ]
 
 
 def generate_request(gen) -> Request | None:

@@ -25,16 +25,25 @@ def first_reaching(history: list[dict], target: float | None, key: str = "accura
     return None
 
 
-def variant_summary(history: list[dict], target: float | None, num_params: int, extra: dict | None = None, rounds: list[dict] | None = None) -> dict:
+def variant_summary(
+    history: list[dict],
+    target: float | None,
+    num_params: int,
+    extra: dict | None = None,
+    rounds: list[dict] | None = None,
+) -> dict:
     """One variant's entry in summary.json; `rounds` (every round, not just evaluated ones)
     supplies the per-round gradient diversity when given."""
     final = history[-1]
     hit = first_reaching(history, target)
     val = {}
     if "val_accuracy" in final:
-        val = {"final_val_accuracy": final["val_accuracy"], "final_val_macro_f1": final["val_macro_f1"],
-               "final_val_loss": final.get("val_loss"),
-               "val_accuracy_per_round": [[h["round"], h["val_accuracy"]] for h in history if "val_accuracy" in h]}
+        val = {
+            "final_val_accuracy": final["val_accuracy"],
+            "final_val_macro_f1": final["val_macro_f1"],
+            "final_val_loss": final.get("val_loss"),
+            "val_accuracy_per_round": [[h["round"], h["val_accuracy"]] for h in history if "val_accuracy" in h],
+        }
     return {
         "final_accuracy": final["accuracy"],
         "final_macro_f1": final["macro_f1"],
@@ -45,7 +54,11 @@ def variant_summary(history: list[dict], target: float | None, num_params: int, 
         "cum_bytes": final.get("cum_bytes", 0),
         "accuracy_per_round": [[h["round"], h["accuracy"]] for h in history],
         "bytes_per_round": [[h["round"], h.get("cum_bytes", 0)] for h in history],
-        "gradient_diversity_per_round": [[h["round"], h["gradient_diversity"]] for h in (rounds if rounds is not None else history) if h.get("gradient_diversity") is not None],
+        "gradient_diversity_per_round": [
+            [h["round"], h["gradient_diversity"]]
+            for h in (rounds if rounds is not None else history)
+            if h.get("gradient_diversity") is not None
+        ],
         "target_accuracy": target,
         "rounds_to_target": None if hit is None else hit["round"],
         "bytes_to_target": None if hit is None else hit.get("cum_bytes", 0),
@@ -69,14 +82,26 @@ def write_summary(path: str | Path, summary: dict) -> None:
 def variants_table(summary: dict, title: str) -> Table:
     target = summary.get("target_accuracy")
     table = Table(title=title)
-    for col in ("variant", "val acc.", "test acc.", "test macro-F1", "rounds", "MB sent",
-                f"rounds to {target:.0%} (test)" if target else "rounds to target", "MB to target"):
+    for col in (
+        "variant",
+        "val acc.",
+        "test acc.",
+        "test macro-F1",
+        "rounds",
+        "MB sent",
+        f"rounds to {target:.0%} (test)" if target else "rounds to target",
+        "MB to target",
+    ):
         table.add_column(col, justify="right" if col != "variant" else "left")
     for name, v in summary["variants"].items():
         reached = v.get("rounds_to_target")
         val = v.get("final_val_accuracy")
         table.add_row(
-            name, "-" if val is None else f"{val:.4f}", f"{v['final_accuracy']:.4f}", f"{v['final_macro_f1']:.4f}", str(v.get("final_round", 0)),
+            name,
+            "-" if val is None else f"{val:.4f}",
+            f"{v['final_accuracy']:.4f}",
+            f"{v['final_macro_f1']:.4f}",
+            str(v.get("final_round", 0)),
             f"{v.get('cum_bytes', 0) / 1e6:.2f}",
             "-" if target is None else ("not reached" if reached is None else str(reached)),
             "-" if reached is None else f"{v['bytes_to_target'] / 1e6:.2f}",
@@ -105,15 +130,23 @@ def plot_variants(summary: dict, out_dir: str | Path) -> list[Path]:
             if len(acc) == 1:  # the synthetic-only model: horizontal reference lines
                 ax.axhline(acc[0], linestyle="--", color=color, label=f"{name} (no FL), test")
                 if val:
-                    ax.axhline(next(iter(val.values())), linestyle=":", color=color, label=f"{name} (no FL), validation")
+                    ax.axhline(
+                        next(iter(val.values())), linestyle=":", color=color, label=f"{name} (no FL), validation"
+                    )
                 continue
             rounds = [r for r, _ in v["accuracy_per_round"]]
             xs = [x * scale for _, x in v[xkey]] if xkey == "bytes_per_round" else rounds
             ax.plot(xs, acc, marker=".", color=color, label=f"{name}, test")
             if val:  # validation dashed, on the same x as its round
                 at = {r: x for r, x in zip(rounds, xs)}
-                ax.plot([at[r] for r in rounds if r in val], [val[r] for r in rounds if r in val],
-                        linestyle="--", linewidth=0.9, color=color, label=f"{name}, validation")
+                ax.plot(
+                    [at[r] for r in rounds if r in val],
+                    [val[r] for r in rounds if r in val],
+                    linestyle="--",
+                    linewidth=0.9,
+                    color=color,
+                    label=f"{name}, validation",
+                )
         if summary.get("target_accuracy"):
             ax.axhline(summary["target_accuracy"], color="red", linewidth=0.8, linestyle=":", label="target (test)")
         ax.set_xlabel(xlabel)
@@ -208,10 +241,14 @@ def load_finished_runs(run_dirs: list[str | Path]) -> list[dict]:
             raise ConfigError("RUN_DIR", f"{d} is not a directory")
         config = read_config(d)
         if "simulate" not in config or "federate" not in config:
-            raise ConfigError("RUN_DIR", f"{d} is not a simulate run directory ({d / 'config.toml'} has no simulate section)")
+            raise ConfigError(
+                "RUN_DIR", f"{d} is not a simulate run directory ({d / 'config.toml'} has no simulate section)"
+            )
         path = d / SUMMARY_NAME
         if not path.is_file():
-            raise ConfigError("RUN_DIR", f"{d} is not finished: no {SUMMARY_NAME} (rerun `gptfl-ray simulate` there to finish it)")
+            raise ConfigError(
+                "RUN_DIR", f"{d} is not finished: no {SUMMARY_NAME} (rerun `gptfl-ray simulate` there to finish it)"
+            )
         try:
             summary = json.loads(path.read_text("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -220,17 +257,24 @@ def load_finished_runs(run_dirs: list[str | Path]) -> list[dict]:
         for name in ("fedavg", "gptfl"):
             v = summary.get("variants", {}).get(name)
             if v is not None and v.get("final_round") != rounds:
-                raise ConfigError("RUN_DIR", f"{d} is not finished: {name} ended at round {v.get('final_round')} of {rounds}")
+                raise ConfigError(
+                    "RUN_DIR", f"{d} is not finished: {name} ended at round {v.get('final_round')} of {rounds}"
+                )
         seed = summary.get("seed")
         if seed in seen_seeds:
-            raise ConfigError("RUN_DIR", f"{d} and {seen_seeds[seed]} are both seed {seed}: each run should be another seed")
+            raise ConfigError(
+                "RUN_DIR", f"{d} and {seen_seeds[seed]} are both seed {seed}: each run should be another seed"
+            )
         seen_seeds[seed] = d
         runs.append({"dir": str(d), "seed": seed, "summary": summary, "comparable": _comparable(config)})
     first = runs[0]
     for r in runs[1:]:
         if r["comparable"] != first["comparable"]:
-            raise ConfigError("RUN_DIR", f"{r['dir']} and {first['dir']} differ in more than the seed: "
-                                         f"{_first_difference(first['comparable'], r['comparable'])}")
+            raise ConfigError(
+                "RUN_DIR",
+                f"{r['dir']} and {first['dir']} differ in more than the seed: "
+                f"{_first_difference(first['comparable'], r['comparable'])}",
+            )
     return runs
 
 
@@ -269,20 +313,38 @@ def _metric_rows(rounds: int) -> list[tuple[str, str, str, callable]]:
         ("final_macro_f1", "final macro-F1", "test", lambda v: v.get("final_macro_f1")),
     ]
     for m in (m for m in MILESTONES if m < rounds):
-        rows.append((f"accuracy_round_{m}", f"accuracy at round {m}", "test",
-                     lambda v, m=m: _at_round(v.get("accuracy_per_round", []), m) if v.get("final_round", 0) > 0 else None))
+        rows.append(
+            (
+                f"accuracy_round_{m}",
+                f"accuracy at round {m}",
+                "test",
+                lambda v, m=m: _at_round(v.get("accuracy_per_round", []), m) if v.get("final_round", 0) > 0 else None,
+            )
+        )
     rows += [
         ("rounds_to_target", "rounds to reach fedavg's final accuracy", "test", lambda v: v.get("rounds_to_target")),
-        ("mb_to_target", "MB communicated to reach it", "test",
-         lambda v: None if v.get("bytes_to_target") is None else v["bytes_to_target"] / 1e6),
+        (
+            "mb_to_target",
+            "MB communicated to reach it",
+            "test",
+            lambda v: None if v.get("bytes_to_target") is None else v["bytes_to_target"] / 1e6,
+        ),
     ]
     w = DIVERSITY_WINDOW
     if rounds >= w:
         rows += [
-            ("gradient_diversity_first", f"gradient diversity (Eq. 1), mean of rounds 1-{w}", "train",
-             lambda v: _window_mean(v.get("gradient_diversity_per_round", []), 1, w)),
-            ("gradient_diversity_last", f"gradient diversity, mean of rounds {rounds - w + 1}-{rounds}", "train",
-             lambda v: _window_mean(v.get("gradient_diversity_per_round", []), rounds - w + 1, rounds)),
+            (
+                "gradient_diversity_first",
+                f"gradient diversity (Eq. 1), mean of rounds 1-{w}",
+                "train",
+                lambda v: _window_mean(v.get("gradient_diversity_per_round", []), 1, w),
+            ),
+            (
+                "gradient_diversity_last",
+                f"gradient diversity, mean of rounds {rounds - w + 1}-{rounds}",
+                "train",
+                lambda v: _window_mean(v.get("gradient_diversity_per_round", []), rounds - w + 1, rounds),
+            ),
         ]
     return rows
 
@@ -294,7 +356,11 @@ FGL_COLUMNS = [
     ("final_round", "rounds", lambda v: v.get("final_round")),
     ("mb_sent", "MB sent", lambda v: v.get("cum_bytes", 0) / 1e6),
     ("rounds_to_target", "rounds to target (test)", lambda v: v.get("rounds_to_target")),
-    ("mb_to_target", "MB to target", lambda v: None if v.get("bytes_to_target") is None else v["bytes_to_target"] / 1e6),
+    (
+        "mb_to_target",
+        "MB to target",
+        lambda v: None if v.get("bytes_to_target") is None else v["bytes_to_target"] / 1e6,
+    ),
 ]
 
 
@@ -313,16 +379,31 @@ def aggregate_runs(runs: list[dict]) -> dict:
             cells[name] = cell_stats(vals)
         headline.append({"key": key, "label": label, "split": split, "cells": cells})
     fgl_vars = [v for v in FGL_VARIANTS if v in present] if any(v.startswith("fgl") for v in present) else []
-    fgl = [{"variant": name, "cells": {key: cell_stats([get(r["summary"]["variants"][name]) if name in r["summary"]["variants"] else None
-                                                       for r in runs]) for key, _, get in FGL_COLUMNS}}
-           for name in fgl_vars]
+    fgl = [
+        {
+            "variant": name,
+            "cells": {
+                key: cell_stats(
+                    [get(r["summary"]["variants"][name]) if name in r["summary"]["variants"] else None for r in runs]
+                )
+                for key, _, get in FGL_COLUMNS
+            },
+        }
+        for name in fgl_vars
+    ]
     return {
         "runs": [r["dir"] for r in runs],
         "seeds": [r["seed"] for r in runs],
         "n": len(runs),
-        "dataset": first.get("dataset"), "model": first.get("model"), "strategy": first.get("strategy"),
-        "clients": first.get("clients"), "rounds": rounds, "title": first.get("title"),
-        "target": "each run's fedavg final test accuracy" if first.get("target_is_fedavg_final") else first.get("target_accuracy"),
+        "dataset": first.get("dataset"),
+        "model": first.get("model"),
+        "strategy": first.get("strategy"),
+        "clients": first.get("clients"),
+        "rounds": rounds,
+        "title": first.get("title"),
+        "target": "each run's fedavg final test accuracy"
+        if first.get("target_is_fedavg_final")
+        else first.get("target_accuracy"),
         "interval": "95% t-interval of the mean over runs (n-1 degrees of freedom)",
         "headline": {"variants": headline_vars, "rows": headline},
         "fgl": {"columns": [label for _, label, _ in FGL_COLUMNS], "keys": [k for k, _, _ in FGL_COLUMNS], "rows": fgl},
@@ -347,8 +428,13 @@ def _digits_for(key: str) -> int:
 
 
 def report_markdown(agg: dict) -> str:
-    names = {"fedavg": "fedavg (FL from random init)", "synthetic": "synthetic only (no FL)",
-             "gptfl": "gptfl (pre-trained, then FL)", "fgl": "FGL one-shot", "fgl_rounds": "FGL + rounds"}
+    names = {
+        "fedavg": "fedavg (FL from random init)",
+        "synthetic": "synthetic only (no FL)",
+        "gptfl": "gptfl (pre-trained, then FL)",
+        "fgl": "FGL one-shot",
+        "fgl_rounds": "FGL + rounds",
+    }
     seeds = ", ".join(str(s) for s in agg["seeds"])
     lines = [f"{agg['title']}: {agg['n']} runs (seeds {seeds}); each cell mean ± std [{agg['interval']}]", ""]
     hv = agg["headline"]["variants"]
@@ -360,15 +446,30 @@ def report_markdown(agg: dict) -> str:
             s = row["cells"][v]
             # "synthetic" runs no FL rounds: per-round rows do not apply to it
             no_rounds = v == "synthetic" and row["key"].startswith(("accuracy_round", "gradient_diversity"))
-            cells.append("-" if no_rounds or (s["n"] == 0 and not row["key"].endswith("to_target")) else _fmt(s, _digits_for(row["key"])))
+            cells.append(
+                "-"
+                if no_rounds or (s["n"] == 0 and not row["key"].endswith("to_target"))
+                else _fmt(s, _digits_for(row["key"]))
+            )
         lines.append(f"| {row['label']} | {row['split']} | " + " | ".join(cells) + " |")
     if agg["fgl"]["rows"]:
-        lines += ["", "| variant | " + " | ".join(agg["fgl"]["columns"]) + " |", "|---|" + "---|" * len(agg["fgl"]["columns"])]
+        lines += [
+            "",
+            "| variant | " + " | ".join(agg["fgl"]["columns"]) + " |",
+            "|---|" + "---|" * len(agg["fgl"]["columns"]),
+        ]
         for row in agg["fgl"]["rows"]:
-            cells = [_fmt(row["cells"][k], _digits_for(k)) if not (k.endswith("to_target") and row["cells"][k]["n"] == 0)
-                     else f"not reached ({row['cells'][k]['of']} of {row['cells'][k]['of']})" for k in agg["fgl"]["keys"]]
+            cells = [
+                _fmt(row["cells"][k], _digits_for(k))
+                if not (k.endswith("to_target") and row["cells"][k]["n"] == 0)
+                else f"not reached ({row['cells'][k]['of']} of {row['cells'][k]['of']})"
+                for k in agg["fgl"]["keys"]
+            ]
             lines.append(f"| {names.get(row['variant'], row['variant'])} | " + " | ".join(cells) + " |")
     target = agg["target"]
-    lines += ["", f"target: {target if isinstance(target, str) else f'{target:.4f}'}; "
-                  "gradient diversity is computed on the sampled clients' updates (train)"]
+    lines += [
+        "",
+        f"target: {target if isinstance(target, str) else f'{target:.4f}'}; "
+        "gradient diversity is computed on the sampled clients' updates (train)",
+    ]
     return "\n".join(lines) + "\n"

@@ -178,7 +178,7 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_NAME
         self.fd: int | None = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,8 +189,11 @@ class RunLock:
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
                 os.close(fd)
-                raise ConfigError("--output-dir", f"{self.path.parent} is in use by another gptfl-ray command (PID {holder}); "
-                                                  "wait for it or use another --output-dir") from None
+                raise ConfigError(
+                    "--output-dir",
+                    f"{self.path.parent} is in use by another gptfl-ray command (PID {holder}); "
+                    "wait for it or use another --output-dir",
+                ) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:

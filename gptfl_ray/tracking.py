@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from gptfl_ray.errors import ConfigError
 
@@ -108,7 +109,7 @@ class MLflowSink:
 
         items = [Param(k, "None" if v is None else str(v)[:6000]) for k, v in sorted(params.items())]
         for s in range(0, len(items), self.PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=items[s:s + self.PARAM_BATCH])
+            self.client.log_batch(self.run_id, params=items[s : s + self.PARAM_BATCH])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -116,7 +117,7 @@ class MLflowSink:
         now = int(time.time() * 1000)
         items = [Metric(k, v, now, int(step)) for k, v in metrics.items()]
         for s in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[s:s + 1000])
+            self.client.log_batch(self.run_id, metrics=items[s : s + 1000])
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
@@ -163,8 +164,14 @@ class Tracker:
         self._seen: set[tuple[str, int]] = set()
 
     @classmethod
-    def create(cls, track: str | None, run_dir: str | Path, mlflow_uri: str | None = None,
-               experiment: str = "gptfl-ray", run_name: str | None = None) -> "Tracker":
+    def create(
+        cls,
+        track: str | None,
+        run_dir: str | Path,
+        mlflow_uri: str | None = None,
+        experiment: str = "gptfl-ray",
+        run_name: str | None = None,
+    ) -> Tracker:
         names = check_track(track)  # every check before a sink writes anything
         run_dir = Path(run_dir)
         sinks = []
@@ -172,13 +179,15 @@ class Tracker:
             if n == "tensorboard":
                 sinks.append(TensorBoardSink(run_dir / TENSORBOARD_DIR))
             else:
-                sinks.append(MLflowSink(mlflow_uri or default_mlflow_uri(run_dir), experiment, run_name or run_dir.name))
+                sinks.append(
+                    MLflowSink(mlflow_uri or default_mlflow_uri(run_dir), experiment, run_name or run_dir.name)
+                )
         return cls(sinks)
 
     def __bool__(self) -> bool:
         return bool(self.sinks)
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -218,8 +227,18 @@ class Tracker:
             self.backfill("federate", read_jsonl(run / "metrics.jsonl"))
         if summary:
             for name, v in summary.get("variants", {}).items():
-                finals = {k: v[k] for k in ("final_accuracy", "final_macro_f1", "final_val_accuracy", "rounds_to_target",
-                                            "bytes_to_target", "cum_bytes") if v.get(k) is not None}
+                finals = {
+                    k: v[k]
+                    for k in (
+                        "final_accuracy",
+                        "final_macro_f1",
+                        "final_val_accuracy",
+                        "rounds_to_target",
+                        "bytes_to_target",
+                        "cum_bytes",
+                    )
+                    if v.get(k) is not None
+                }
                 self.log_row(f"summary/{name}", {"round": v.get("final_round", 0), **finals})
 
     def log_artifacts(self, paths: Iterable[tuple[Path, str | None]]) -> None:

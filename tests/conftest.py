@@ -33,8 +33,11 @@ def check_splits(load, x_source, y_source, key=lambda sample: sample.tobytes()):
         assert len(y) > 0, f"{ds.name}: empty {split} split"
         np.testing.assert_array_equal(x, getattr(again, f"x_{split}"))
         np.testing.assert_array_equal(y, getattr(again, f"y_{split}"))
-    got = Counter(_split_rows(ds.x_train, ds.y_train, key) + _split_rows(ds.x_val, ds.y_val, key)
-                  + _split_rows(ds.x_test, ds.y_test, key))
+    got = Counter(
+        _split_rows(ds.x_train, ds.y_train, key)
+        + _split_rows(ds.x_val, ds.y_val, key)
+        + _split_rows(ds.x_test, ds.y_test, key)
+    )
     assert got == Counter(_split_rows(x_source, y_source, key)), f"{ds.name}: splits are not a partition of the source"
     return ds
 

@@ -21,11 +21,34 @@ def test_simulate_against_a_three_node_cluster(tmp_path):
             cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         run = tmp_path / "run"
-        res = CliRunner().invoke(app, [
-            "simulate", "--address", cluster.address, "--clients", "6", "--clients-per-round", "3", "--rounds", "2",
-            "--local-epochs", "1", "--per-class", "8", "--pretrain-epochs", "1", "--train-workers", "0",
-            "--client-cpus", "1", "--variants", "fedavg", "--output-dir", str(run),
-        ])
+        res = CliRunner().invoke(
+            app,
+            [
+                "simulate",
+                "--address",
+                cluster.address,
+                "--clients",
+                "6",
+                "--clients-per-round",
+                "3",
+                "--rounds",
+                "2",
+                "--local-epochs",
+                "1",
+                "--per-class",
+                "8",
+                "--pretrain-epochs",
+                "1",
+                "--train-workers",
+                "0",
+                "--client-cpus",
+                "1",
+                "--variants",
+                "fedavg",
+                "--output-dir",
+                str(run),
+            ],
+        )
         assert res.exit_code == 0, res.output
         engine = json.loads((run / "federate" / "fedavg" / "engine.json").read_text())
         nodes = {a["node_id"] for a in engine["actors"]}

@@ -10,8 +10,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"gptfl_ray": ROOT / "gptfl_ray", "gptfl_ray.cli": ROOT / "cli"}
 
@@ -70,7 +68,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for d in sorted(graph[m]):
             if colour[d] == GREY:
-                return stack[stack.index(d):] + [d]
+                return stack[stack.index(d) :] + [d]
             if colour[d] == WHITE and (c := visit(d)):
                 return c
         stack.pop()
@@ -92,11 +90,18 @@ def test_graph_sees_imports_inside_functions():
     graph = import_graph()
     assert graph, "no modules found"
     # cli modules import the library; the library never imports the CLI
-    assert any(not d.startswith("gptfl_ray.cli") for m, deps in graph.items() if m.startswith("gptfl_ray.cli") for d in deps)
+    assert any(
+        not d.startswith("gptfl_ray.cli") for m, deps in graph.items() if m.startswith("gptfl_ray.cli") for d in deps
+    )
     # methods/gptfl.py defers some imports into functions; they must be seen
     src = (ROOT / "gptfl_ray" / "methods" / "gptfl.py").read_text("utf-8")
-    deferred = [i for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef)
-                for i in ast.walk(n) if isinstance(i, ast.ImportFrom) and (i.module or "").startswith("gptfl_ray")]
+    deferred = [
+        i
+        for n in ast.walk(ast.parse(src))
+        if isinstance(n, ast.FunctionDef)
+        for i in ast.walk(n)
+        if isinstance(i, ast.ImportFrom) and (i.module or "").startswith("gptfl_ray")
+    ]
     assert deferred and all(_resolve(i.module, _modules()) in graph["gptfl_ray.methods.gptfl"] for i in deferred)
 
 
@@ -159,6 +164,11 @@ def test_no_new_import_cycles():
 
 def test_library_never_imports_the_cli():
     graph = import_graph()
-    bad = sorted(f"{m} -> {d}" for m, deps in graph.items() if not m.startswith("gptfl_ray.cli")
-                 for d in deps if d.startswith("gptfl_ray.cli"))
+    bad = sorted(
+        f"{m} -> {d}"
+        for m, deps in graph.items()
+        if not m.startswith("gptfl_ray.cli")
+        for d in deps
+        if d.startswith("gptfl_ray.cli")
+    )
     assert not bad, bad

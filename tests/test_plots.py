@@ -26,8 +26,17 @@ def test_sample_grid_images_and_spectrograms(digits, tmp_path):
     assert img.std() > 0.05  # samples drawn, not a blank figure
     rng = np.random.default_rng(0)
     waves = rng.normal(0, 0.1, (4, 4000)).astype(np.float32)
-    audio = Dataset("toy-audio", "audio", ("yes", "no"), waves, np.array([0, 1, 0, 1]), waves[:2], np.array([0, 1]),
-                    max_value=1.0, extra={"sample_rate": 16_000})
+    audio = Dataset(
+        "toy-audio",
+        "audio",
+        ("yes", "no"),
+        waves,
+        np.array([0, 1, 0, 1]),
+        waves[:2],
+        np.array([0, 1]),
+        max_value=1.0,
+        extra={"sample_rate": 16_000},
+    )
     _png(sample_grid(audio, waves, audio.y_train, tmp_path / "spec.png"))
 
 
@@ -41,5 +50,7 @@ def test_partition_counts_and_plot(digits, tmp_path):
 
 
 def test_pretrain_curve(tmp_path):
-    hist = [{"epoch": e, "train_loss": 2.0 / e, "accuracy": 0.1 * e, "val_accuracy": 0.1 * e + 0.02} for e in range(1, 6)]
+    hist = [
+        {"epoch": e, "train_loss": 2.0 / e, "accuracy": 0.1 * e, "val_accuracy": 0.1 * e + 0.02} for e in range(1, 6)
+    ]
     _png(pretrain_curve(hist, tmp_path / "curve.png"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gptfl_ray.methods.gptfl import SimulateConfig, simulate_config
+from gptfl_ray.methods.gptfl import simulate_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 NO_OVERRIDES = {"federate": {}, "prompts": {}, "generate": {}, "pretrain": {}, "simulate": {}}
@@ -27,4 +27,11 @@ def test_embedded_default_file_matches_builtin_defaults():
 
 def test_at_least_the_paper_setups_exist():
     names = {p.stem for p in CONFIGS}
-    assert {"digits", "cifar10_dir01_vgg19", "cifar100_dir05_vgg19", "flowers102_dir01_vgg19", "table4_speechcommands", "table4_esc50"} <= names
+    assert {
+        "digits",
+        "cifar10_dir01_vgg19",
+        "cifar100_dir05_vgg19",
+        "flowers102_dir01_vgg19",
+        "table4_speechcommands",
+        "table4_esc50",
+    } <= names

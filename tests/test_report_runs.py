@@ -17,28 +17,58 @@ ROUNDS = 6
 
 def _variant(acc, val, rounds=ROUNDS, reach=None, gd=0.5):
     hist = [[r, acc * r / rounds if rounds else acc] for r in range(rounds + 1)]
-    return {"final_accuracy": acc, "final_macro_f1": acc - 0.01, "final_val_accuracy": val, "final_round": rounds,
-            "accuracy_per_round": hist, "val_accuracy_per_round": hist, "bytes_per_round": [[r, 1e6 * r] for r in range(rounds + 1)],
-            "cum_bytes": 1e6 * rounds, "gradient_diversity_per_round": [[r, gd * r] for r in range(1, rounds + 1)],
-            "rounds_to_target": reach, "bytes_to_target": None if reach is None else 1e6 * reach, "num_params": 10}
+    return {
+        "final_accuracy": acc,
+        "final_macro_f1": acc - 0.01,
+        "final_val_accuracy": val,
+        "final_round": rounds,
+        "accuracy_per_round": hist,
+        "val_accuracy_per_round": hist,
+        "bytes_per_round": [[r, 1e6 * r] for r in range(rounds + 1)],
+        "cum_bytes": 1e6 * rounds,
+        "gradient_diversity_per_round": [[r, gd * r] for r in range(1, rounds + 1)],
+        "rounds_to_target": reach,
+        "bytes_to_target": None if reach is None else 1e6 * reach,
+        "num_params": 10,
+    }
 
 
 def write_run(root, seed, accs=(0.8, 0.9), lr=0.1, actors=None, finished=True, fgl=False):
     d = root / f"seed{seed}"
     d.mkdir(parents=True)
-    fed = {"data": {"dataset": "digits", "clients": 8}, "fl": {"rounds": ROUNDS, "lr": lr, "seed": seed},
-           "engine": {"backend": "ray", **({"num_actors": actors} if actors else {})}}
-    cfg = {"federate": fed, "prompts": {"seed": seed, "per_class": 12}, "pretrain": {"seed": seed, "epochs": 2},
-           "simulate": {"variants": ["fedavg", "synthetic", "gptfl"]}, "pretrain_key": {"synthetic": f"sha{seed}"}}
+    fed = {
+        "data": {"dataset": "digits", "clients": 8},
+        "fl": {"rounds": ROUNDS, "lr": lr, "seed": seed},
+        "engine": {"backend": "ray", **({"num_actors": actors} if actors else {})},
+    }
+    cfg = {
+        "federate": fed,
+        "prompts": {"seed": seed, "per_class": 12},
+        "pretrain": {"seed": seed, "epochs": 2},
+        "simulate": {"variants": ["fedavg", "synthetic", "gptfl"]},
+        "pretrain_key": {"synthetic": f"sha{seed}"},
+    }
     (d / "config.toml").write_text(tomli_w.dumps(cfg))
     if finished:
-        variants = {"fedavg": _variant(accs[0], accs[0] - 0.02, reach=ROUNDS),
-                    "synthetic": {**_variant(0.5, 0.55, rounds=0), "gradient_diversity_per_round": []},
-                    "gptfl": _variant(accs[1], accs[1] - 0.01, reach=2 + seed % 2, gd=0.3)}
+        variants = {
+            "fedavg": _variant(accs[0], accs[0] - 0.02, reach=ROUNDS),
+            "synthetic": {**_variant(0.5, 0.55, rounds=0), "gradient_diversity_per_round": []},
+            "gptfl": _variant(accs[1], accs[1] - 0.01, reach=2 + seed % 2, gd=0.3),
+        }
         if fgl:
             variants["fgl"] = {**_variant(0.6, 0.62, rounds=1), "gradient_diversity_per_round": []}
-        summary = {"dataset": "digits", "model": "cnn", "strategy": "fedavg", "clients": 8, "rounds": ROUNDS, "seed": seed,
-                   "target_accuracy": accs[0], "target_is_fedavg_final": True, "title": "digits / cnn", "variants": variants}
+        summary = {
+            "dataset": "digits",
+            "model": "cnn",
+            "strategy": "fedavg",
+            "clients": 8,
+            "rounds": ROUNDS,
+            "seed": seed,
+            "target_accuracy": accs[0],
+            "target_is_fedavg_final": True,
+            "title": "digits / cnn",
+            "variants": variants,
+        }
         (d / "summary.json").write_text(json.dumps(summary))
     return d
 
@@ -85,13 +115,16 @@ def test_cli_prints_markdown_and_writes_json(tmp_path):
     assert doc["n"] == 2 and doc["runs"] == [str(d) for d in dirs]
 
 
-@pytest.mark.parametrize("case, needle", [
-    ("missing", "is not a directory"),
-    ("not_run", "is not a simulate run directory"),
-    ("unfinished", "is not finished: no summary.json"),
-    ("mixed", "differ in more than the seed: federate.fl.lr"),
-    ("same_seed", "are both seed 0"),
-])
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("missing", "is not a directory"),
+        ("not_run", "is not a simulate run directory"),
+        ("unfinished", "is not finished: no summary.json"),
+        ("mixed", "differ in more than the seed: federate.fl.lr"),
+        ("same_seed", "are both seed 0"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, case, needle):
     good = write_run(tmp_path, 0)
     other = {

@@ -5,20 +5,25 @@ import pytest
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.ray_runtime import Request, check_reachable, check_resources
 
-NODES = [{"Alive": True, "NodeID": "a", "Resources": {"CPU": 4.0, "GPU": 1.0}},
-         {"Alive": True, "NodeID": "b", "Resources": {"CPU": 2.0}},
-         {"Alive": False, "NodeID": "c", "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+NODES = [
+    {"Alive": True, "NodeID": "a", "Resources": {"CPU": 4.0, "GPU": 1.0}},
+    {"Alive": True, "NodeID": "b", "Resources": {"CPU": 2.0}},
+    {"Alive": False, "NodeID": "c", "Resources": {"CPU": 64.0, "GPU": 8.0}},
+]
 
 
 def req(count, cpus, gpus):
     return Request("generator actor", count, cpus, gpus, "--gen-actors", "--gen-gpus")
 
 
-@pytest.mark.parametrize("r, option", [
-    (req(1, 1, 2), "--gen-gpus"),  # one actor of 2 GPUs: no node has 2
-    (req(2, 1, 1), "--gen-actors"),  # two 1-GPU actors: one GPU in the cluster
-    (req(7, 1, 0), "--gen-actors"),  # 6 CPUs alive (the dead node does not count)
-])
+@pytest.mark.parametrize(
+    "r, option",
+    [
+        (req(1, 1, 2), "--gen-gpus"),  # one actor of 2 GPUs: no node has 2
+        (req(2, 1, 1), "--gen-actors"),  # two 1-GPU actors: one GPU in the cluster
+        (req(7, 1, 0), "--gen-actors"),  # 6 CPUs alive (the dead node does not count)
+    ],
+)
 def test_requests_that_can_never_be_granted(r, option):
     with pytest.raises(ConfigError) as exc:
         check_resources([r], NODES)

@@ -22,7 +22,10 @@ DEFINING = "data/"
 REPORTING_SITES = {
     ("fl/metrics.py", "HeldOut.__init__"): "prepares the test split for the reported test columns",
     ("pretrain/trainer.py", "_held_out"): "ships the test split to rank 0, which only reports it",
-    ("pretrain/train_loop.py", "train_loop_per_worker"): "scores each epoch on test for the report; best reads val_accuracy",
+    (
+        "pretrain/train_loop.py",
+        "train_loop_per_worker",
+    ): "scores each epoch on test for the report; best reads val_accuracy",
     ("pretrain/train_loop.py", "eval_payload"): "packs the test arrays for rank 0's report",
 }
 
@@ -69,8 +72,10 @@ def test_only_reporting_sites_name_the_test_split():
         for scope, line in sites.hits:
             found.setdefault((rel, scope), []).append(line)
     unexpected = {f"{f}:{lines[0]} in {s}" for (f, s), lines in found.items() if (f, s) not in REPORTING_SITES}
-    assert not unexpected, ("the test split is read outside reporting (route it through fl/metrics.HeldOut, or add the"
-                            f" site to REPORTING_SITES with the reason it only reports): {sorted(unexpected)}")
+    assert not unexpected, (
+        "the test split is read outside reporting (route it through fl/metrics.HeldOut, or add the"
+        f" site to REPORTING_SITES with the reason it only reports): {sorted(unexpected)}"
+    )
     stale = set(REPORTING_SITES) - set(found)
     assert not stale, f"REPORTING_SITES lists sites that no longer read the test split: {sorted(stale)}"
 
@@ -94,18 +99,51 @@ def _simulate(tmp_path, name, monkeypatch, noisy):
     preset = tmp_path / "local.toml"
     preset.write_text('[generate]\nengine = "local"\n')
     run = tmp_path / name
-    res = CliRunner().invoke(app, [
-        "simulate", "--variants", "fedavg,synthetic,gptfl,fgl", "--fgl-rounds", "1", "--server-finetune-epochs", "1",
-        "--clients", "6", "--clients-per-round", "3", "--rounds", "2", "--local-epochs", "1", "--per-class", "8",
-        "--pretrain-epochs", "3", "--alpha", "0.5", "--model", "mlp", "--backend", "local", "--train-workers", "0",
-        "--config", str(preset), "--output-dir", str(run),
-    ])
+    res = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--variants",
+            "fedavg,synthetic,gptfl,fgl",
+            "--fgl-rounds",
+            "1",
+            "--server-finetune-epochs",
+            "1",
+            "--clients",
+            "6",
+            "--clients-per-round",
+            "3",
+            "--rounds",
+            "2",
+            "--local-epochs",
+            "1",
+            "--per-class",
+            "8",
+            "--pretrain-epochs",
+            "3",
+            "--alpha",
+            "0.5",
+            "--model",
+            "mlp",
+            "--backend",
+            "local",
+            "--train-workers",
+            "0",
+            "--config",
+            str(preset),
+            "--output-dir",
+            str(run),
+        ],
+    )
     assert res.exit_code == 0, res.output
     return run
 
 
 def _weights(run: Path) -> dict[str, str]:
-    return {p.relative_to(run).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*.safetensors"))}
+    return {
+        p.relative_to(run).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*.safetensors"))
+    }
 
 
 def _numbers(run: Path, prefix: str) -> dict:
@@ -127,8 +165,12 @@ def test_choices_are_unchanged_when_the_test_set_is_noise(tmp_path, monkeypatch)
     clean = _simulate(tmp_path, "clean", monkeypatch, noisy=False)
     noise = _simulate(tmp_path, "noise", monkeypatch, noisy=True)
     weights = _weights(clean)
-    assert {"pretrain/model.safetensors", "pretrain/best.safetensors", "federate/gptfl/model.safetensors",
-            "fgl/model/model.safetensors"} <= set(weights)
+    assert {
+        "pretrain/model.safetensors",
+        "pretrain/best.safetensors",
+        "federate/gptfl/model.safetensors",
+        "fgl/model/model.safetensors",
+    } <= set(weights)
     assert _weights(noise) == weights  # every trained model, the "best" epoch included
     val_clean = _numbers(clean, "val_")
     assert len(val_clean) > 20 and _numbers(noise, "val_") == val_clean

@@ -16,8 +16,22 @@ pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-TINY = ["--rounds", "3", "--clients", "6", "--clients-per-round", "3", "--model", "mlp", "--local-epochs", "1",
-        "--backend", "local", "--lr", "0.05"]
+TINY = [
+    "--rounds",
+    "3",
+    "--clients",
+    "6",
+    "--clients-per-round",
+    "3",
+    "--model",
+    "mlp",
+    "--local-epochs",
+    "1",
+    "--backend",
+    "local",
+    "--lr",
+    "0.05",
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +74,9 @@ def test_mlflow_run_holds_config_metrics_model_and_plots(tracked_run, monkeypatc
     assert params["federate.fl.lr"] == "0.05" and params["federate.data.clients"] == "6"
     assert params["federate.model.name"] == "mlp"
     hist = client.get_metric_history(run.info.run_id, "federate/val_accuracy")
-    assert [(m.step, m.value) for m in sorted(hist, key=lambda m: m.step)] == [(r["round"], pytest.approx(r["val_accuracy"])) for r in rows]
+    assert [(m.step, m.value) for m in sorted(hist, key=lambda m: m.step)] == [
+        (r["round"], pytest.approx(r["val_accuracy"])) for r in rows
+    ]
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.toml", "plots", "models"} <= top
     assert {a.path for a in client.list_artifacts(run.info.run_id, "models")} == {"models/model.safetensors"}
@@ -74,9 +90,16 @@ def test_backfill_sends_what_the_sinks_missed_once(tmp_path):
     rows already seen live are not sent twice."""
     run = tmp_path / "run"
     (run / "pretrain").mkdir(parents=True)
-    (run / "pretrain" / "metrics.json").write_text(json.dumps({"history": [
-        {"epoch": 1, "train_loss": 2.0, "accuracy": 0.3, "val_accuracy": 0.35},
-        {"epoch": 2, "train_loss": 1.5, "accuracy": 0.5, "val_accuracy": 0.55}]}))
+    (run / "pretrain" / "metrics.json").write_text(
+        json.dumps(
+            {
+                "history": [
+                    {"epoch": 1, "train_loss": 2.0, "accuracy": 0.3, "val_accuracy": 0.35},
+                    {"epoch": 2, "train_loss": 1.5, "accuracy": 0.5, "val_accuracy": 0.55},
+                ]
+            }
+        )
+    )
     (run / "federate" / "gptfl").mkdir(parents=True)
     rows = [{"round": r, "accuracy": 0.5 + r / 10, "val_accuracy": 0.4 + r / 10} for r in range(3)]
     (run / "federate" / "gptfl" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

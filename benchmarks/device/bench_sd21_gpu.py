@@ -32,7 +32,6 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (adds compile time)")
     args = ap.parse_args()
     import torch
-
     from bench_sd21 import batch_of
     from sd21_arch import build_sd21, count_params
 
@@ -54,8 +53,10 @@ def main() -> None:
     gen = DiffusersImageGenerator(TargetFormat("cifar10", "image", (3, 32, 32)), "sd21-random", opts, pipeline=pipe)
     p = count_params(pipe)
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
-    print(f"{name}: SD 2.1 architecture ({sum(p.values()) / 1e9:.2f} B parameters, random, "
-          f"{'fp16' if device == 'cuda' else 'fp32'}), {args.size} px, {args.steps} DPM-Solver steps; built in {build_s:.0f} s")
+    print(
+        f"{name}: SD 2.1 architecture ({sum(p.values()) / 1e9:.2f} B parameters, random, "
+        f"{'fp16' if device == 'cuda' else 'fp32'}), {args.size} px, {args.steps} DPM-Solver steps; built in {build_s:.0f} s"
+    )
     print("| batch | images/s | s per call | peak GPU memory (GiB) |")
     print("| --- | --- | --- | --- |")
     for b in [int(x) for x in args.batches.split(",")]:

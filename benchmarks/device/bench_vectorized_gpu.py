@@ -27,14 +27,35 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     if args.cpu_smoke:
-        argv = ["--device", "cpu", "--rounds", "1", "--repeats", "1", "--executors", "1,2", "--workloads", "cnn,convnet,resnet18"]
+        argv = [
+            "--device",
+            "cpu",
+            "--rounds",
+            "1",
+            "--repeats",
+            "1",
+            "--executors",
+            "1,2",
+            "--workloads",
+            "cnn,convnet,resnet18",
+        ]
     else:
         import torch
 
         if not torch.cuda.is_available():
             raise SystemExit("no CUDA device visible; use --cpu-smoke to check the script on a CPU")
-        argv = ["--device", "cuda", "--rounds", str(args.rounds), "--repeats", str(args.repeats),
-                "--executors", "1,2,4", "--workloads", "cnn,convnet,resnet18"]
+        argv = [
+            "--device",
+            "cuda",
+            "--rounds",
+            str(args.rounds),
+            "--repeats",
+            str(args.repeats),
+            "--executors",
+            "1,2,4",
+            "--workloads",
+            "cnn,convnet,resnet18",
+        ]
     bench_vectorized.main(argv)
 
 

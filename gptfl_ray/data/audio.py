@@ -53,14 +53,17 @@ def _transforms(sample_rate: int):
     import torchaudio
 
     mel = torchaudio.transforms.MelSpectrogram(
-        sample_rate=sample_rate, n_fft=N_FFT, win_length=WIN_LENGTH, hop_length=HOP_LENGTH,
-        n_mels=N_MELS, window_fn=torch.hann_window,
+        sample_rate=sample_rate,
+        n_fft=N_FFT,
+        win_length=WIN_LENGTH,
+        hop_length=HOP_LENGTH,
+        n_mels=N_MELS,
+        window_fn=torch.hann_window,
     )
     return mel, torchaudio.transforms.AmplitudeToDB(stype="power")
 
 
-def log_mel(waves: np.ndarray, sample_rate: int = SAMPLE_RATE, scale: float = 1.0,
-            chunk: int = CHUNK) -> np.ndarray:
+def log_mel(waves: np.ndarray, sample_rate: int = SAMPLE_RATE, scale: float = 1.0, chunk: int = CHUNK) -> np.ndarray:
     """Waveforms (N, T) or (T,) -> float32 (N, 128, frames) or (128, frames).
 
     `scale` multiplies the raw samples first (1 / the data set's `max_value`). Each clip is
@@ -78,12 +81,12 @@ def log_mel(waves: np.ndarray, sample_rate: int = SAMPLE_RATE, scale: float = 1.
     out = np.empty((len(x), *feature_shape(x.shape[1])), np.float32)
     with torch.inference_mode():
         for start in range(0, len(x), chunk):
-            w = torch.from_numpy(np.asarray(x[start:start + chunk], np.float32) * np.float32(scale))
+            w = torch.from_numpy(np.asarray(x[start : start + chunk], np.float32) * np.float32(scale))
             spec = to_db(mel(w))
             mean = spec.mean(dim=(1, 2), keepdim=True)
             std = spec.std(dim=(1, 2), keepdim=True)
             # A silent clip has a constant spectrogram; the floor maps it to zeros, not NaN.
-            out[start:start + chunk] = ((spec - mean) / std.clamp_min(_EPS)).numpy()
+            out[start : start + chunk] = ((spec - mean) / std.clamp_min(_EPS)).numpy()
     return out[0] if single else out
 
 
@@ -132,4 +135,4 @@ def loudest_window(wave: np.ndarray, length: int, step: int = SAMPLE_RATE // 10)
     starts = np.arange(0, len(wave) - length + 1, step)
     energy = cum[starts + length] - cum[starts]
     s = int(starts[int(np.argmax(energy))])
-    return wave[s:s + length]
+    return wave[s : s + length]

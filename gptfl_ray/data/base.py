@@ -43,8 +43,11 @@ class Dataset:
         if self.x_val is None:  # frozen: fill the empty split in place of the None
             object.__setattr__(self, "x_val", self.x_train[:0])
             object.__setattr__(self, "y_val", np.asarray(self.y_train)[:0])
-        if (len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test)
-                or len(self.x_val) != len(self.y_val)):
+        if (
+            len(self.x_train) != len(self.y_train)
+            or len(self.x_test) != len(self.y_test)
+            or len(self.x_val) != len(self.y_val)
+        ):
             raise ValueError(f"dataset {self.name}: samples and labels differ in length")
 
     @property
@@ -70,8 +73,7 @@ class Dataset:
             # FedAudio's log-mel front-end (data/audio.py), chunked: no full float copy of x.
             from gptfl_ray.data.audio import log_mel
 
-            return log_mel(x, sample_rate=int(self.extra.get("sample_rate", 16_000)),
-                           scale=1.0 / float(self.max_value))
+            return log_mel(x, sample_rate=int(self.extra.get("sample_rate", 16_000)), scale=1.0 / float(self.max_value))
         x = np.asarray(x, dtype=np.float32) / np.float32(self.max_value)
         if self.modality == "image":
             mean = np.asarray(self.mean, np.float32).reshape(1, -1, 1, 1)

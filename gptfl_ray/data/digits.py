@@ -23,9 +23,7 @@ def load_digits_dataset(seed: int = 0, test_fraction: float = 0.2, **_) -> Datas
     bunch = load_digits()
     x = bunch.images.astype(np.uint8)[:, None, :, :]  # (1797, 1, 8, 8), values 0..16
     y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     train, val = carve_validation(y_tr, seed)
     return Dataset(
         name="digits",

@@ -72,29 +72,52 @@ def read_meta(base: Path) -> tuple[list[dict], tuple[str, ...]]:
         reader = csv.DictReader(fh)
         need = {"filename", "fold", "target", "category"}
         if not need <= set(reader.fieldnames or ()):
-            raise ConfigError("--data-dir", f"{path} lacks columns {', '.join(sorted(need - set(reader.fieldnames or ())))}")
+            raise ConfigError(
+                "--data-dir", f"{path} lacks columns {', '.join(sorted(need - set(reader.fieldnames or ())))}"
+            )
         try:
-            rows = [{"filename": r["filename"], "fold": int(r["fold"]), "target": int(r["target"]),
-                     "category": r["category"]} for r in reader]
+            rows = [
+                {
+                    "filename": r["filename"],
+                    "fold": int(r["fold"]),
+                    "target": int(r["target"]),
+                    "category": r["category"],
+                }
+                for r in reader
+            ]
         except (TypeError, ValueError) as e:
             raise ConfigError("--data-dir", f"{path}: fold and target must be integers ({e})") from None
     names: dict[int, str] = {}
     for r in rows:
         if names.setdefault(r["target"], r["category"]) != r["category"]:
-            raise ConfigError("--data-dir", f"{path}: target {r['target']} is both {names[r['target']]!r} and {r['category']!r}")
+            raise ConfigError(
+                "--data-dir", f"{path}: target {r['target']} is both {names[r['target']]!r} and {r['category']!r}"
+            )
     if not rows or sorted(names) != list(range(len(names))):
         raise ConfigError("--data-dir", f"{path}: targets must be 0..K-1, got {sorted(names)[:10]}")
     return rows, tuple(readable(names[k]) for k in range(len(names)))
 
 
-def load_esc50(data_dir=None, download: bool = False, seed: int = 0, clip_seconds: float = CLIP_SECONDS,
-               test_fold: int = TEST_FOLD, val_fold: int = VAL_FOLD, **_) -> Dataset:
+def load_esc50(
+    data_dir=None,
+    download: bool = False,
+    seed: int = 0,
+    clip_seconds: float = CLIP_SECONDS,
+    test_fold: int = TEST_FOLD,
+    val_fold: int = VAL_FOLD,
+    **_,
+) -> Dataset:
     if not (0 < float(clip_seconds) <= CLIP_SECONDS):
-        raise ConfigError("--clip-seconds", f"ESC-50 clips are {CLIP_SECONDS:g} s; choose 0 < seconds <= 5, got {clip_seconds}")
+        raise ConfigError(
+            "--clip-seconds", f"ESC-50 clips are {CLIP_SECONDS:g} s; choose 0 < seconds <= 5, got {clip_seconds}"
+        )
     if int(test_fold) not in range(1, NUM_FOLDS + 1):
         raise ConfigError("--test-fold", f"ESC-50 has folds 1..{NUM_FOLDS}, got {test_fold}")
     if int(val_fold) not in range(1, NUM_FOLDS + 1) or int(val_fold) == int(test_fold):
-        raise ConfigError("--val-fold", f"ESC-50 has folds 1..{NUM_FOLDS} and the validation fold must differ from test fold {test_fold}, got {val_fold}")
+        raise ConfigError(
+            "--val-fold",
+            f"ESC-50 has folds 1..{NUM_FOLDS} and the validation fold must differ from test fold {test_fold}, got {val_fold}",
+        )
     root = data_root(data_dir)
     base = _find(root)
     if base is None and download:
@@ -109,7 +132,9 @@ def load_esc50(data_dir=None, download: bool = False, seed: int = 0, clip_second
     rows, class_names = read_meta(base)
     missing = [r["filename"] for r in rows if not (base / "audio" / r["filename"]).is_file()]
     if missing:
-        raise ConfigError("--data-dir", f"{base / 'audio'} lacks {len(missing)} clips listed in esc50.csv, e.g. {missing[0]}")
+        raise ConfigError(
+            "--data-dir", f"{base / 'audio'} lacks {len(missing)} clips listed in esc50.csv, e.g. {missing[0]}"
+        )
 
     length = int(round(float(clip_seconds) * SAMPLE_RATE))
     waves = _read_clips([base / "audio" / r["filename"] for r in rows], length)
@@ -117,18 +142,32 @@ def load_esc50(data_dir=None, download: bool = False, seed: int = 0, clip_second
     fold = np.asarray([r["fold"] for r in rows])
     test, val = fold == int(test_fold), fold == int(val_fold)
     train = ~(test | val)
-    for mask, option, what in ((test, "--test-fold", f"no test clips in fold {test_fold}"),
-                               (val, "--val-fold", f"no validation clips in fold {val_fold}"),
-                               (train, "--data-dir", f"no training clips outside folds {val_fold} and {test_fold}")):
+    for mask, option, what in (
+        (test, "--test-fold", f"no test clips in fold {test_fold}"),
+        (val, "--val-fold", f"no validation clips in fold {val_fold}"),
+        (train, "--data-dir", f"no training clips outside folds {val_fold} and {test_fold}"),
+    ):
         if not mask.any():
             raise ConfigError(option, f"{base}: {what}")
     return Dataset(
-        name="esc50", modality="audio", class_names=class_names,
-        x_train=waves[train], y_train=y[train], x_test=waves[test], y_test=y[test],
-        x_val=waves[val], y_val=y[val],
-        max_value=1.0, mean=(0.0,), std=(1.0,),
-        extra={"sample_rate": SAMPLE_RATE, "test_fold": int(test_fold), "val_fold": int(val_fold),
-               "clip_seconds": float(clip_seconds)},
+        name="esc50",
+        modality="audio",
+        class_names=class_names,
+        x_train=waves[train],
+        y_train=y[train],
+        x_test=waves[test],
+        y_test=y[test],
+        x_val=waves[val],
+        y_val=y[val],
+        max_value=1.0,
+        mean=(0.0,),
+        std=(1.0,),
+        extra={
+            "sample_rate": SAMPLE_RATE,
+            "test_fold": int(test_fold),
+            "val_fold": int(val_fold),
+            "clip_seconds": float(clip_seconds),
+        },
     )
 
 

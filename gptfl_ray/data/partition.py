@@ -138,9 +138,7 @@ def _natural(n, num_clients, groups, rng) -> list[np.ndarray]:
         raise ConfigError("--partition", f"natural partition: {len(groups)} group keys for {n} samples")
     keys, inverse = np.unique(groups, return_inverse=True)
     if num_clients > len(keys):
-        raise ConfigError(
-            "--clients", f"{num_clients} clients but the natural partition has only {len(keys)} groups"
-        )
+        raise ConfigError("--clients", f"{num_clients} clients but the natural partition has only {len(keys)} groups")
     by_group = np.argsort(inverse, kind="stable")
     starts = np.searchsorted(inverse[by_group], np.arange(len(keys) + 1))
     members = [by_group[starts[g] : starts[g + 1]] for g in range(len(keys))]
@@ -165,8 +163,12 @@ def partition_summary(parts: list[np.ndarray], labels: np.ndarray, num_classes: 
     return rows
 
 
-def partition_table(summary: list[dict], class_names: list[str] | tuple[str, ...] | None = None,
-                    max_rows: int = 50, max_class_columns: int = 12):
+def partition_table(
+    summary: list[dict],
+    class_names: list[str] | tuple[str, ...] | None = None,
+    max_rows: int = 50,
+    max_class_columns: int = 12,
+):
     """A rich Table of `partition_summary` for `--show-partition`.
 
     With few classes every class gets a column; with many (CIFAR-100, Flowers102) a column
@@ -182,7 +184,8 @@ def partition_table(summary: list[dict], class_names: list[str] | tuple[str, ...
     caption = (
         f"{len(summary)} clients, {int(sizes.sum())} samples; size min/mean/max "
         f"{sizes.min()}/{sizes.mean():.1f}/{sizes.max()}; classes per client mean {present.mean():.2f}"
-        if summary else "no clients"
+        if summary
+        else "no clients"
     )
     table = Table(title="Partition", caption=caption)
     table.add_column("client", justify="right")

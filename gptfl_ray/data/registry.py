@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.data.digits import load_digits_dataset

@@ -39,10 +39,41 @@ from gptfl_ray.data.torchvision_sets import data_root
 from gptfl_ray.errors import ConfigError
 
 KEYWORDS = (
-    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
-    "four", "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one",
-    "right", "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow",
-    "yes", "zero",
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
 )
 CLIP_SAMPLES = SAMPLE_RATE  # 1 s
 FOLDER = Path("SpeechCommands") / "speech_commands_v0.02"
@@ -65,7 +96,9 @@ def _download(root: Path) -> None:
         SPEECHCOMMANDS(str(root), url="speech_commands_v0.02", download=True)
     except Exception as e:  # urllib, tarfile, checksum mismatch ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
-        raise ConfigError("--download", f"could not fetch Speech Commands v2 into {root}: {reason} (needs network)") from e
+        raise ConfigError(
+            "--download", f"could not fetch Speech Commands v2 into {root}: {reason} (needs network)"
+        ) from e
 
 
 def _read_list(base: Path, name: str) -> set[str]:
@@ -101,7 +134,10 @@ def load_speechcommands(data_dir=None, download: bool = False, seed: int = 0, **
 
     overlap = validation & testing
     if overlap:
-        raise ConfigError("--data-dir", f"{base}: {len(overlap)} clips are in both validation_list.txt and testing_list.txt, e.g. {min(overlap)}")
+        raise ConfigError(
+            "--data-dir",
+            f"{base}: {len(overlap)} clips are in both validation_list.txt and testing_list.txt, e.g. {min(overlap)}",
+        )
     files, labels, split = [], [], []  # split: 0 train, 1 validation, 2 test
     for k, word in enumerate(KEYWORDS):
         for p in sorted((base / word).glob("*.wav")):
@@ -116,8 +152,11 @@ def load_speechcommands(data_dir=None, download: bool = False, seed: int = 0, **
     files_arr = np.asarray(files)
     labels_arr = np.asarray(labels, np.int64)
     split_arr = np.asarray(split, np.int8)
-    for code, what in ((0, "no training clips (every clip is listed)"), (1, "no validation clips (validation_list.txt)"),
-                       (2, "no test clips (testing_list.txt)")):
+    for code, what in (
+        (0, "no training clips (every clip is listed)"),
+        (1, "no validation clips (validation_list.txt)"),
+        (2, "no test clips (testing_list.txt)"),
+    ):
         if not (split_arr == code).any():
             raise ConfigError("--data-dir", f"{base}: the official lists leave {what}")
 
@@ -126,11 +165,18 @@ def load_speechcommands(data_dir=None, download: bool = False, seed: int = 0, **
     speakers_train = np.asarray([speaker_of(f) for f in files_arr[train]])
     speaker_ids, groups = np.unique(speakers_train, return_inverse=True)
     return Dataset(
-        name="speechcommands", modality="audio", class_names=KEYWORDS,
-        x_train=waves[train], y_train=labels_arr[train],
-        x_test=waves[test], y_test=labels_arr[test],
-        x_val=waves[val], y_val=labels_arr[val],
-        max_value=1.0, mean=(0.0,), std=(1.0,),
+        name="speechcommands",
+        modality="audio",
+        class_names=KEYWORDS,
+        x_train=waves[train],
+        y_train=labels_arr[train],
+        x_test=waves[test],
+        y_test=labels_arr[test],
+        x_val=waves[val],
+        y_val=labels_arr[val],
+        max_value=1.0,
+        mean=(0.0,),
+        std=(1.0,),
         groups=groups.astype(np.int64),
         extra={"sample_rate": SAMPLE_RATE, "speakers": tuple(str(s) for s in speaker_ids)},
     )

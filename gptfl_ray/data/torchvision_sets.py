@@ -33,25 +33,108 @@ MNIST_CLASS_NAMES = tuple(str(i) for i in range(10))
 # torchvision's Flowers102.classes (newer releases only) in label order; the one name it ends
 # with "?" ("pink-yellow dahlia?", from the original list) loses it, as names become prompts.
 FLOWERS102_CLASS_NAMES = (
-    "pink primrose", "hard-leaved pocket orchid", "canterbury bells", "sweet pea",
-    "english marigold", "tiger lily", "moon orchid", "bird of paradise", "monkshood",
-    "globe thistle", "snapdragon", "colt's foot", "king protea", "spear thistle", "yellow iris",
-    "globe-flower", "purple coneflower", "peruvian lily", "balloon flower",
-    "giant white arum lily", "fire lily", "pincushion flower", "fritillary", "red ginger",
-    "grape hyacinth", "corn poppy", "prince of wales feathers", "stemless gentian", "artichoke",
-    "sweet william", "carnation", "garden phlox", "love in the mist", "mexican aster",
-    "alpine sea holly", "ruby-lipped cattleya", "cape flower", "great masterwort", "siam tulip",
-    "lenten rose", "barbeton daisy", "daffodil", "sword lily", "poinsettia", "bolero deep blue",
-    "wallflower", "marigold", "buttercup", "oxeye daisy", "common dandelion", "petunia",
-    "wild pansy", "primula", "sunflower", "pelargonium", "bishop of llandaff", "gaura", "geranium",
-    "orange dahlia", "pink-yellow dahlia", "cautleya spicata", "japanese anemone",
-    "black-eyed susan", "silverbush", "californian poppy", "osteospermum", "spring crocus",
-    "bearded iris", "windflower", "tree poppy", "gazania", "azalea", "water lily", "rose",
-    "thorn apple", "morning glory", "passion flower", "lotus", "toad lily", "anthurium",
-    "frangipani", "clematis", "hibiscus", "columbine", "desert-rose", "tree mallow", "magnolia",
-    "cyclamen", "watercress", "canna lily", "hippeastrum", "bee balm", "ball moss", "foxglove",
-    "bougainvillea", "camellia", "mallow", "mexican petunia", "bromelia", "blanket flower",
-    "trumpet creeper", "blackberry lily",
+    "pink primrose",
+    "hard-leaved pocket orchid",
+    "canterbury bells",
+    "sweet pea",
+    "english marigold",
+    "tiger lily",
+    "moon orchid",
+    "bird of paradise",
+    "monkshood",
+    "globe thistle",
+    "snapdragon",
+    "colt's foot",
+    "king protea",
+    "spear thistle",
+    "yellow iris",
+    "globe-flower",
+    "purple coneflower",
+    "peruvian lily",
+    "balloon flower",
+    "giant white arum lily",
+    "fire lily",
+    "pincushion flower",
+    "fritillary",
+    "red ginger",
+    "grape hyacinth",
+    "corn poppy",
+    "prince of wales feathers",
+    "stemless gentian",
+    "artichoke",
+    "sweet william",
+    "carnation",
+    "garden phlox",
+    "love in the mist",
+    "mexican aster",
+    "alpine sea holly",
+    "ruby-lipped cattleya",
+    "cape flower",
+    "great masterwort",
+    "siam tulip",
+    "lenten rose",
+    "barbeton daisy",
+    "daffodil",
+    "sword lily",
+    "poinsettia",
+    "bolero deep blue",
+    "wallflower",
+    "marigold",
+    "buttercup",
+    "oxeye daisy",
+    "common dandelion",
+    "petunia",
+    "wild pansy",
+    "primula",
+    "sunflower",
+    "pelargonium",
+    "bishop of llandaff",
+    "gaura",
+    "geranium",
+    "orange dahlia",
+    "pink-yellow dahlia",
+    "cautleya spicata",
+    "japanese anemone",
+    "black-eyed susan",
+    "silverbush",
+    "californian poppy",
+    "osteospermum",
+    "spring crocus",
+    "bearded iris",
+    "windflower",
+    "tree poppy",
+    "gazania",
+    "azalea",
+    "water lily",
+    "rose",
+    "thorn apple",
+    "morning glory",
+    "passion flower",
+    "lotus",
+    "toad lily",
+    "anthurium",
+    "frangipani",
+    "clematis",
+    "hibiscus",
+    "columbine",
+    "desert-rose",
+    "tree mallow",
+    "magnolia",
+    "cyclamen",
+    "watercress",
+    "canna lily",
+    "hippeastrum",
+    "bee balm",
+    "ball moss",
+    "foxglove",
+    "bougainvillea",
+    "camellia",
+    "mallow",
+    "mexican petunia",
+    "bromelia",
+    "blanket flower",
+    "trumpet creeper",
+    "blackberry lily",
 )
 
 _STATS = {  # per-channel mean/std of the training pixels, the values the literature uses
@@ -89,10 +172,19 @@ def _with_validation(name: str, class_names, x_train, y_train, x_test, y_test, s
     train, val = carve_validation(y_train, seed)
     mean, std = _STATS[name]
     return Dataset(
-        name=name, modality="image", class_names=tuple(class_names),
-        x_train=x_train[train], y_train=y_train[train], x_test=x_test, y_test=y_test,
-        x_val=x_train[val], y_val=y_train[val],
-        max_value=255.0, mean=mean, std=std, extra={**(extra or {}), "split_seed": int(seed)},
+        name=name,
+        modality="image",
+        class_names=tuple(class_names),
+        x_train=x_train[train],
+        y_train=y_train[train],
+        x_test=x_test,
+        y_test=y_test,
+        x_val=x_train[val],
+        y_val=y_train[val],
+        max_value=255.0,
+        mean=mean,
+        std=std,
+        extra={**(extra or {}), "split_seed": int(seed)},
     )
 
 
@@ -134,13 +226,15 @@ def load_cifar100(data_dir=None, download: bool = False, seed: int = 0, **_) -> 
     return _cifar("cifar100", "CIFAR100", data_dir, download, seed)
 
 
-def load_flowers102(data_dir=None, download: bool = False, seed: int = 0,
-                    image_size: int = FLOWERS_IMAGE_SIZE, **_) -> Dataset:
+def load_flowers102(
+    data_dir=None, download: bool = False, seed: int = 0, image_size: int = FLOWERS_IMAGE_SIZE, **_
+) -> Dataset:
     from torchvision.datasets import Flowers102
 
     root = data_root(data_dir)
-    splits = {s: _open("flowers102", Flowers102, root, download and s == "train", split=s)
-              for s in ("train", "val", "test")}
+    splits = {
+        s: _open("flowers102", Flowers102, root, download and s == "train", split=s) for s in ("train", "val", "test")
+    }
     cache = root / "flowers-102" / f"gptfl_{image_size}px.npz"
     if cache.is_file():
         with np.load(cache) as z:
@@ -156,9 +250,14 @@ def load_flowers102(data_dir=None, download: bool = False, seed: int = 0,
         except OSError:
             pass  # a read-only data dir only costs the decode next time
     return _with_validation(
-        "flowers102", FLOWERS102_CLASS_NAMES,
-        np.concatenate([arrays["x_train"], arrays["x_val"]]), np.concatenate([arrays["y_train"], arrays["y_val"]]),
-        arrays["x_test"], arrays["y_test"], seed, extra={"image_size": image_size},
+        "flowers102",
+        FLOWERS102_CLASS_NAMES,
+        np.concatenate([arrays["x_train"], arrays["x_val"]]),
+        np.concatenate([arrays["y_train"], arrays["y_val"]]),
+        arrays["x_test"],
+        arrays["y_test"],
+        seed,
+        extra={"image_size": image_size},
     )
 
 

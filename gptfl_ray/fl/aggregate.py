@@ -43,7 +43,7 @@ class PartialSum:
         self.sq_norms += float(d @ d)
         self.loss_sum += float(weight) * float(loss)
 
-    def merge(self, other: "PartialSum") -> "PartialSum":
+    def merge(self, other: PartialSum) -> PartialSum:
         if other.count:
             if self.weighted is None:
                 self.weighted = other.weighted.copy()

@@ -22,7 +22,13 @@ from gptfl_ray.fl.algorithms.base import ServerState
 from gptfl_ray.runio import atomic_write_bytes, atomic_write_json
 
 
-def save_checkpoint(ckpt_dir: str | Path, state: ServerState, meta: dict, client_state: dict[str, np.ndarray] | None = None, keep: int = 2) -> Path:
+def save_checkpoint(
+    ckpt_dir: str | Path,
+    state: ServerState,
+    meta: dict,
+    client_state: dict[str, np.ndarray] | None = None,
+    keep: int = 2,
+) -> Path:
     ckpt_dir = Path(ckpt_dir)
     tensors = {"params": state.params}
     tensors.update({f"slot/{k}": v for k, v in state.slots.items()})
@@ -32,7 +38,9 @@ def save_checkpoint(ckpt_dir: str | Path, state: ServerState, meta: dict, client
     stem = ckpt_dir / f"round_{state.round:05d}"
     atomic_write_bytes(stem.with_suffix(".safetensors"), blob)
     fault_point("checkpoint")  # a kill here leaves a tensor file no JSON names: the older checkpoint wins
-    atomic_write_json(stem.with_suffix(".json"), {**meta, "round": state.round, "sha256": hashlib.sha256(blob).hexdigest()})
+    atomic_write_json(
+        stem.with_suffix(".json"), {**meta, "round": state.round, "sha256": hashlib.sha256(blob).hexdigest()}
+    )
     old = sorted(ckpt_dir.glob("round_*.json"))[:-keep] if keep else []
     for j in old:
         j.with_suffix(".safetensors").unlink(missing_ok=True)
@@ -54,7 +62,9 @@ def load_checkpoint(json_path: str | Path) -> tuple[ServerState, dict, dict[str,
     except (OSError, ValueError) as exc:
         raise ConfigError("--resume", f"checkpoint {json_path} is unreadable ({exc})") from None
     if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-        raise ConfigError("--resume", f"checkpoint {tensor_path} is corrupt (hash mismatch); delete it to resume from an earlier one")
+        raise ConfigError(
+            "--resume", f"checkpoint {tensor_path} is corrupt (hash mismatch); delete it to resume from an earlier one"
+        )
     try:
         tensors = st_load(blob)
     except Exception as exc:

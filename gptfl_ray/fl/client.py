@@ -91,8 +91,9 @@ def client_update(
     Every random draw derives from `seed`: the shuffle from its own generator, the rest from
     torch's, seeded by `client_rng`."""
     with client_rng(seed, x.device):
-        return _client_update(model, global_params, x, y, cfg, seed, client_id=client_id, prox_mu=prox_mu,
-                              control=control, layout=layout)
+        return _client_update(
+            model, global_params, x, y, cfg, seed, client_id=client_id, prox_mu=prox_mu, control=control, layout=layout
+        )
 
 
 def _client_update(model, global_params, x, y, cfg, seed, *, client_id, prox_mu, control, layout) -> ClientResult:
@@ -101,9 +102,7 @@ def _client_update(model, global_params, x, y, cfg, seed, *, client_id, prox_mu,
     model.train()
     layout = layout or param_layout(model)
     slices, mask = layout
-    opt = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     anchors = [p.detach().clone() for p, _ in slices] if prox_mu > 0 else None
     corrections = None
     if control is not None:

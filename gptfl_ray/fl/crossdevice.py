@@ -49,12 +49,22 @@ class CrossDevice:
         self.dp = None
         if cfg.privacy.enabled:
             # the accountant sees the selection rate; the denominator the rate of kept updates
-            self.dp = DPMechanism(cfg.privacy, num_clients=self.n, client_sizes=self.sizes, sample_rate=min(self.k_select / self.n, 1.0),
-                                  rounds=fl.rounds, seed=fl.seed, keep_rate=self.k / self.n)
+            self.dp = DPMechanism(
+                cfg.privacy,
+                num_clients=self.n,
+                client_sizes=self.sizes,
+                sample_rate=min(self.k_select / self.n, 1.0),
+                rounds=fl.rounds,
+                seed=fl.seed,
+                keep_rate=self.k / self.n,
+            )
             saved_z = resumed.get("dp_noise_multiplier")
             if saved_z is not None and abs(saved_z - self.dp.z) > 1e-9 * max(1.0, saved_z):
-                raise ConfigError("--rounds", f"this run's noise was calibrated for its --dp-epsilon over {resumed.get('dp_rounds')} rounds; "
-                                  "a resumed DP run keeps its rounds")
+                raise ConfigError(
+                    "--rounds",
+                    f"this run's noise was calibrated for its --dp-epsilon over {resumed.get('dp_rounds')} rounds; "
+                    "a resumed DP run keeps its rounds",
+                )
         self.clip = float(resumed.get("dp_clip", cfg.privacy.dp_clip))
         self.clock = float(resumed.get("sim_time_s", 0.0))
 
@@ -75,10 +85,18 @@ class CrossDevice:
             sel = sample_clients(self.n, self.k_select, fl.seed, r)
         if self.devices is None:
             return Selection(ids=sel, selected=len(sel), info={})
-        plan = self.devices.plan(sel, self.k, self.sizes, fl.local_epochs, self.model_bytes, self.model_bytes, online=online)
+        plan = self.devices.plan(
+            sel, self.k, self.sizes, fl.local_epochs, self.model_bytes, self.model_bytes, online=online
+        )
         self.clock += plan.duration
-        info = {"selected": len(sel), "online": plan.online, "stragglers": len(plan.stragglers), "surplus": len(plan.surplus),
-                "round_time_s": plan.duration, "sim_time_s": self.clock}
+        info = {
+            "selected": len(sel),
+            "online": plan.online,
+            "stragglers": len(plan.stragglers),
+            "surplus": len(plan.surplus),
+            "round_time_s": plan.duration,
+            "sim_time_s": self.clock,
+        }
         return Selection(ids=plan.kept, selected=len(sel), info=info)
 
     def aggregate(self, res, r: int):
@@ -95,13 +113,20 @@ class CrossDevice:
             for cid in res.partial.dropped:  # shared keys, then vanished: unmasked by the survivors
                 vectors.setdefault(cid, np.zeros(dim))
             try:
-                secagg = secure_sum(vectors, clip=1.0, bits=fl.secagg_bits, dropout=set(res.partial.dropped),
-                                    rng_seed=hash((fl.seed, r)) & 0x7FFFFFFF)
+                secagg = secure_sum(
+                    vectors,
+                    clip=1.0,
+                    bits=fl.secagg_bits,
+                    dropout=set(res.partial.dropped),
+                    rng_seed=hash((fl.seed, r)) & 0x7FFFFFFF,
+                )
             except SecAggAbort as exc:  # a run-time outcome, not bad input (exit 1, resumable)
                 from gptfl_ray.errors import RunError
 
-                raise RunError(f"secure aggregation aborted in round {r} ({exc}); the run stops at its last checkpoint "
-                               "(--resume continues it)") from None
+                raise RunError(
+                    f"secure aggregation aborted in round {r} ({exc}); the run stops at its last checkpoint "
+                    "(--resume continues it)"
+                ) from None
             total = secagg.total.astype(np.float64)
             total[: self.num_params] *= clip  # uploads were contribution / C, each coordinate in [-1, 1]
             bound = quantization_error_bound(len(secagg.survivors), 1.0, fl.secagg_bits) * clip / dp.denominator
@@ -112,8 +137,12 @@ class CrossDevice:
             total = np.zeros(dim)
         rel = dp.release(total, r, clip)
         self.clip = rel.next_clip
-        info = {"epsilon": rel.epsilon, "dp_delta": dp.cfg.dp_delta, "dp_clip": clip,
-                "dp_noise_std": rel.noise_std / dp.denominator}  # per coordinate of the released mean
+        info = {
+            "epsilon": rel.epsilon,
+            "dp_delta": dp.cfg.dp_delta,
+            "dp_clip": clip,
+            "dp_noise_std": rel.noise_std / dp.denominator,
+        }  # per coordinate of the released mean
         # the server releases only noisy quantities: per-client norms and losses stay unlogged
         agg = Aggregate(delta=rel.delta, num_clients=res.partial.count, total_weight=dp.denominator)
         return agg, secagg, info
@@ -127,5 +156,7 @@ class CrossDevice:
         return out
 
     def describe(self) -> dict:
-        return {**({"devices": self.devices.describe()} if self.devices else {}),
-                **({"privacy": self.dp.describe()} if self.dp else {})}
+        return {
+            **({"devices": self.devices.describe()} if self.devices else {}),
+            **({"privacy": self.dp.describe()} if self.dp else {}),
+        }

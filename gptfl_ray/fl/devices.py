@@ -74,10 +74,16 @@ class DeviceConfig:
     def __post_init__(self):
         check_instance(self)
         if self.devices is not None:
-            _check(self.devices in SPEEDS or _is_file(self.devices), "--devices",
-                   f"unknown device model {self.devices!r}; choose from {', '.join(SPEEDS)} or a FedScale .pkl/.json device-capacity file")
-        _check(self.availability in AVAILABILITIES or _is_file(self.availability), "--availability",
-               f"unknown availability {self.availability!r}; choose from {', '.join(AVAILABILITIES)} or a FedScale .pkl/.json trace")
+            _check(
+                self.devices in SPEEDS or _is_file(self.devices),
+                "--devices",
+                f"unknown device model {self.devices!r}; choose from {', '.join(SPEEDS)} or a FedScale .pkl/.json device-capacity file",
+            )
+        _check(
+            self.availability in AVAILABILITIES or _is_file(self.availability),
+            "--availability",
+            f"unknown availability {self.availability!r}; choose from {', '.join(AVAILABILITIES)} or a FedScale .pkl/.json trace",
+        )
         _check(self.sec_per_sample > 0, "--sec-per-sample", f"must be > 0, got {self.sec_per_sample}")
         _check(self.bandwidth_kbps > 0, "--bandwidth-kbps", f"must be > 0, got {self.bandwidth_kbps}")
         _check(self.speed_sigma >= 0, "--speed-sigma", f"must be >= 0, got {self.speed_sigma}")
@@ -90,8 +96,11 @@ class DeviceConfig:
             if value is not None and _is_file(value):  # found missing before anything is written
                 _check(Path(value).is_file(), option, f"trace file {value} does not exist")
         if self.devices is None:
-            _check(self.deadline is None and self.over_select == 1 and self.availability == "always", "--devices",
-                   "--deadline, --over-select and --availability need a device model (--devices lognormal, uniform or a trace file)")
+            _check(
+                self.deadline is None and self.over_select == 1 and self.availability == "always",
+                "--devices",
+                "--deadline, --over-select and --availability need a device model (--devices lognormal, uniform or a trace file)",
+            )
 
     @property
     def enabled(self) -> bool:
@@ -141,7 +150,9 @@ def _capacity_from_trace(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
         comp = np.array([float(r["computation"]) for r in rows])
         comm = np.array([float(r["communication"]) for r in rows])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError("--devices", f"{path}: every client needs numeric 'computation' and 'communication' ({exc})") from None
+        raise ConfigError(
+            "--devices", f"{path}: every client needs numeric 'computation' and 'communication' ({exc})"
+        ) from None
     if not (np.all(comp > 0) and np.all(comm > 0)):
         raise ConfigError("--devices", f"{path}: 'computation' and 'communication' must be > 0")
     idx = np.arange(n) % len(rows)
@@ -158,9 +169,13 @@ def _availability_from_trace(path: str, n: int) -> list[tuple[np.ndarray, np.nda
             ina = np.asarray(r["inactive"], dtype=float)
             fin = float(r["finish_time"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError("--availability", f"{path}: every client needs 'active', 'inactive' and 'finish_time' ({exc})") from None
+            raise ConfigError(
+                "--availability", f"{path}: every client needs 'active', 'inactive' and 'finish_time' ({exc})"
+            ) from None
         if len(act) != len(ina) or fin <= 0:
-            raise ConfigError("--availability", f"{path}: 'active' and 'inactive' must pair up and 'finish_time' be > 0")
+            raise ConfigError(
+                "--availability", f"{path}: 'active' and 'inactive' must pair up and 'finish_time' be > 0"
+            )
         out.append((act, ina, fin))
     return [out[i % len(out)] for i in range(n)]
 
@@ -218,7 +233,9 @@ class DeviceModel:
             out[i] = bool(np.any((act <= tt) & (tt <= ina)))
         return out
 
-    def completion_times(self, ids: np.ndarray, sizes: np.ndarray, epochs: int, bytes_down: int, bytes_up: int) -> np.ndarray:
+    def completion_times(
+        self, ids: np.ndarray, sizes: np.ndarray, epochs: int, bytes_down: int, bytes_up: int
+    ) -> np.ndarray:
         """Seconds from the model's broadcast until each client's update arrives."""
         ids = np.asarray(ids, dtype=np.int64)
         compute = np.asarray(sizes, dtype=float)[ids] * epochs * self.sec_per_sample[ids]
@@ -228,8 +245,16 @@ class DeviceModel:
     def selection_size(self, k: int) -> int:
         return int(math.ceil(k * self.cfg.over_select - 1e-9))
 
-    def plan(self, selected: np.ndarray, k: int, sizes: np.ndarray, epochs: int, bytes_down: int, bytes_up: int,
-             online: int | None = None) -> RoundPlan:
+    def plan(
+        self,
+        selected: np.ndarray,
+        k: int,
+        sizes: np.ndarray,
+        epochs: int,
+        bytes_down: int,
+        bytes_up: int,
+        online: int | None = None,
+    ) -> RoundPlan:
         """Keep the first k of `selected` to finish (all of them without over-selection) within the deadline."""
         selected = np.sort(np.asarray(selected, dtype=np.int64))
         empty = np.zeros(0, np.int64)
@@ -255,7 +280,11 @@ class DeviceModel:
         return RoundPlan(selected, kept, late, surplus, duration, int(len(selected) if online is None else online))
 
     def describe(self) -> dict:
-        return {"devices": self.cfg.devices, "availability": self.cfg.availability,
-                "sec_per_sample_median": float(np.median(self.sec_per_sample)),
-                "bandwidth_kbps_median": float(np.median(self.bandwidth)),
-                "deadline": self.cfg.deadline, "over_select": self.cfg.over_select}
+        return {
+            "devices": self.cfg.devices,
+            "availability": self.cfg.availability,
+            "sec_per_sample_median": float(np.median(self.sec_per_sample)),
+            "bandwidth_kbps_median": float(np.median(self.bandwidth)),
+            "deadline": self.cfg.deadline,
+            "over_select": self.cfg.over_select,
+        }

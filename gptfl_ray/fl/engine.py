@@ -34,8 +34,8 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import ray
@@ -44,9 +44,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from gptfl_ray.config import EngineConfig
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.ray_runtime import ensure_ray
 from gptfl_ray.fl.aggregate import PartialSum
 from gptfl_ray.fl.executor import ClientExecutor, ClientFailure, ExecutorSpec, RoundResult
+from gptfl_ray.ray_runtime import ensure_ray
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class PackedParts(Sequence):
         self.flat, self.offsets = flat, offsets
 
     @classmethod
-    def pack(cls, parts: Sequence[np.ndarray]) -> "PackedParts":
+    def pack(cls, parts: Sequence[np.ndarray]) -> PackedParts:
         if isinstance(parts, PackedParts):
             return parts
         sizes = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
@@ -160,8 +160,15 @@ class ExecutorActor:
 
     def info(self) -> dict[str, Any]:
         ctx = ray.get_runtime_context()
-        return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": self.gpu_ids,
-                "device": str(self.executor.device), "executor": self.executor.mode, "note": self.note, "zero_copy": self.zero_copy}
+        return {
+            "pid": os.getpid(),
+            "node_id": ctx.get_node_id(),
+            "gpu_ids": self.gpu_ids,
+            "device": str(self.executor.device),
+            "executor": self.executor.mode,
+            "note": self.note,
+            "zero_copy": self.zero_copy,
+        }
 
     def run(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
         return self.executor.run(global_params, client_ids, round_idx, c_global, controls, dp_clip)
@@ -212,10 +219,14 @@ class RayEngine:
         need = _resources_text(cfg.client_cpus, cfg.client_gpus)
         if total == 0:
             option = "--client-gpus" if cfg.client_gpus > 0 else "--client-cpus"
-            raise ConfigError(option, f"no Ray node has room for one client actor of {need} (cluster: {ray.cluster_resources()})")
+            raise ConfigError(
+                option, f"no Ray node has room for one client actor of {need} (cluster: {ray.cluster_resources()})"
+            )
         if cfg.num_actors is not None and cfg.num_actors > total:
             # Actors beyond capacity would wait for resources forever: fail now, naming why.
-            raise ConfigError("--num-actors", f"{cfg.num_actors} actors of {need} do not fit; the cluster holds {total}")
+            raise ConfigError(
+                "--num-actors", f"{cfg.num_actors} actors of {need} do not fit; the cluster holds {total}"
+            )
         self._slots = _placement(capacity, cfg.num_actors)
         # Small client models gain nothing from more intra-op threads than the CPUs Ray reserved.
         self._spec = dataclasses.replace(spec, num_threads=max(1, int(cfg.client_cpus)))
@@ -228,7 +239,9 @@ class RayEngine:
         try:
             self.actor_info = ray.get([a.info.remote() for a in self._actors], timeout=self.ready_timeout_s)
         except GetTimeoutError:
-            raise RuntimeError(f"{len(self._actors)} executor actors of {need} did not start in time; is the cluster busy?") from None
+            raise RuntimeError(
+                f"{len(self._actors)} executor actors of {need} did not start in time; is the cluster busy?"
+            ) from None
         for note in sorted({info["note"] for info in self.actor_info if info["note"]}):
             n = sum(info["note"] == note for info in self.actor_info)
             logger.warning("%d of %d executor actors: %s", n, len(self.actor_info), note)
@@ -255,7 +268,9 @@ class RayEngine:
     def num_actors(self) -> int:
         return len(self._actors)
 
-    def run_round(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
+    def run_round(
+        self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None
+    ) -> RoundResult:
         ids = np.asarray(client_ids, dtype=np.int64)
         # Shares balanced by cost, not count; empty shares are not sent.
         shards = balanced_shares(ids, self._costs[ids], len(self._actors))
@@ -290,8 +305,13 @@ class RayEngine:
                         f"round {round_idx}: executor actor {i} died {deaths[i]} times running clients "
                         f"{shards[i].tolist()}; last error: {err}"
                     ) from err
-                logger.warning("round %d: executor actor %d died (%s); replacing it and re-running its %d clients",
-                               round_idx, i, type(err).__name__, len(shards[i]))
+                logger.warning(
+                    "round %d: executor actor %d died (%s); replacing it and re-running its %d clients",
+                    round_idx,
+                    i,
+                    type(err).__name__,
+                    len(shards[i]),
+                )
                 self._replace(i)
                 pending[submit(i)] = i
                 continue
@@ -323,7 +343,7 @@ class RayEngine:
         if self._started_ray:
             ray.shutdown()
 
-    def __enter__(self) -> "RayEngine":
+    def __enter__(self) -> RayEngine:
         return self
 
     def __exit__(self, *exc) -> None:

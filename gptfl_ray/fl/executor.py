@@ -8,8 +8,8 @@ clients it is handed. The local engine calls it in-process; the Ray engine wraps
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ class RoundResult:
     # [n_i * delta_i, n_i] / secagg_scale, the only thing the server could see (masked).
     client_vectors: dict[int, np.ndarray] = field(default_factory=dict)
 
-    def merge(self, other: "RoundResult") -> "RoundResult":
+    def merge(self, other: RoundResult) -> RoundResult:
         self.partial.merge(other.partial)
         self.new_controls.update(other.new_controls)
         self.client_vectors.update(other.client_vectors)
@@ -80,7 +80,9 @@ class ExecutorSpec:
 
 
 class ClientExecutor:
-    def __init__(self, spec: ExecutorSpec, x: np.ndarray, y: np.ndarray, parts: Sequence[np.ndarray], device: str = "cpu"):
+    def __init__(
+        self, spec: ExecutorSpec, x: np.ndarray, y: np.ndarray, parts: Sequence[np.ndarray], device: str = "cpu"
+    ):
         self.spec = spec
         torch.set_num_threads(max(1, spec.num_threads))
         # numpy's BLAS (the running sums' dot products) otherwise keeps extra threads spinning
@@ -104,7 +106,12 @@ class ClientExecutor:
 
         reason = vectorizable(self.model)
         weights = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        if reason is None and self.spec.executor == "auto" and self.device.type == "cpu" and weights > AUTO_CPU_MAX_WEIGHTS:
+        if (
+            reason is None
+            and self.spec.executor == "auto"
+            and self.device.type == "cpu"
+            and weights > AUTO_CPU_MAX_WEIGHTS
+        ):
             # On one CPU thread a wide conv net is compute-bound and vmap's grouped convolutions
             # run slower than K plain ones (benchmarks/README.md, bench_vectorized.py).
             reason = f"{weights} weights on CPU; auto vectorizes models of at most {AUTO_CPU_MAX_WEIGHTS} there"
@@ -139,7 +146,9 @@ class ClientExecutor:
         for r in self._train(global_params, todo, round_idx, c_global, controls):
             cid = r.client_id
             if dp_clip is not None:  # clipped and weighted here, on the client, before anything leaves it
-                vec = client_contribution(r.delta, r.num_samples, dp_clip, spec.dp_weighting, spec.dp_weight_cap, spec.dp_with_bit)
+                vec = client_contribution(
+                    r.delta, r.num_samples, dp_clip, spec.dp_weighting, spec.dp_weight_cap, spec.dp_with_bit
+                )
                 result.partial.add(vec, 1.0, r.loss)
                 if spec.secagg_scale > 0:  # every coordinate of [contribution / C, bit] lies in [-1, 1]
                     P = len(r.delta)
@@ -174,8 +183,12 @@ class ClientExecutor:
         except Exception as exc:
             # Re-run one by one: a client's own error then names the client; anything else is
             # the cohort trainer's, and this executor stays sequential from here on.
-            logger.warning("executor: vectorized round %d failed (%s: %s); training clients one after another",
-                           round_idx, type(exc).__name__, exc)
+            logger.warning(
+                "executor: vectorized round %d failed (%s: %s); training clients one after another",
+                round_idx,
+                type(exc).__name__,
+                exc,
+            )
             self.cohort = None
             return [self._train_one(global_params, cid, round_idx, c_global, controls) for cid in todo]
 
@@ -210,7 +223,9 @@ class LocalEngine:
     def __init__(self, spec: ExecutorSpec, x, y, parts, device: str = "cpu"):
         self.executor = ClientExecutor(spec, x, y, parts, device=device)
 
-    def run_round(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
+    def run_round(
+        self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None
+    ) -> RoundResult:
         return self.executor.run(global_params, client_ids, round_idx, c_global, controls, dp_clip)
 
     def describe(self) -> str:

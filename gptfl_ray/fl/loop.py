@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -31,9 +31,9 @@ from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine
 from gptfl_ray.fl.metrics import HeldOut, round_bytes
 from gptfl_ray.fl.state_store import ClientStateStore
 from gptfl_ray.models.export import model_metadata
+from gptfl_ray.models.factory import ModelFactory  # noqa: F401 - re-exported for the methods
 from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat
-from gptfl_ray.models.factory import ModelFactory  # noqa: F401 - re-exported for the methods
 from gptfl_ray.runio import atomic_write_text
 
 
@@ -72,11 +72,18 @@ def secure_aggregate(res, agg, fl, round_idx):
     for cid in res.partial.dropped:  # vanished after ShareKeys: their slot exists, their input never comes
         vectors.setdefault(cid, np.zeros_like(next(iter(vectors.values()))))
     try:
-        out = secure_sum(vectors, clip=fl.secagg_clip, bits=fl.secagg_bits, dropout=set(res.partial.dropped),
-                         rng_seed=hash((fl.seed, round_idx)) & 0x7FFFFFFF)
+        out = secure_sum(
+            vectors,
+            clip=fl.secagg_clip,
+            bits=fl.secagg_bits,
+            dropout=set(res.partial.dropped),
+            rng_seed=hash((fl.seed, round_idx)) & 0x7FFFFFFF,
+        )
     except SecAggAbort as exc:  # too few survivors this round: a run-time outcome, not bad input
-        raise RunError(f"secure aggregation aborted in round {round_idx} ({exc}); the run stops at its last checkpoint "
-                       "(--resume continues it; lower --dropout or sample more clients per round)") from None
+        raise RunError(
+            f"secure aggregation aborted in round {round_idx} ({exc}); the run stops at its last checkpoint "
+            "(--resume continues it; lower --dropout or sample more clients per round)"
+        ) from None
     total = out.total
     weight = float(total[-1])
     bound = quantization_error_bound(len(out.survivors), fl.secagg_clip, fl.secagg_bits) / max(weight, 1e-12)
@@ -135,8 +142,14 @@ def run_federation(
         init_params = get_flat(load_model_file(eval_model, cfg.init, option="--init"))
     params0 = get_flat(eval_model) if init_params is None else np.asarray(init_params, np.float32)
     algo = build_algorithm(
-        fl.strategy, num_clients=num_clients, server_lr=fl.server_lr, prox_mu=fl.prox_mu,
-        server_momentum=fl.server_momentum, beta1=fl.beta1, beta2=fl.beta2, tau=fl.tau,
+        fl.strategy,
+        num_clients=num_clients,
+        server_lr=fl.server_lr,
+        prox_mu=fl.prox_mu,
+        server_momentum=fl.server_momentum,
+        beta1=fl.beta1,
+        beta2=fl.beta2,
+        tau=fl.tau,
     )
     state = algo.init(params0)
     ckpt_dir = out / "checkpoints"
@@ -153,7 +166,9 @@ def run_federation(
     if ck is not None:
         state, meta, client_state = load_checkpoint(ck)
         if len(state.params) != len(params0):
-            raise ConfigError("--resume", f"checkpoint {ck} holds {len(state.params)} weights, the model has {len(params0)}")
+            raise ConfigError(
+                "--resume", f"checkpoint {ck} holds {len(state.params)} weights, the model has {len(params0)}"
+            )
         if store is not None:
             store.restore(client_state)
         history = _read_jsonl(out / "metrics.jsonl", state.round)
@@ -168,8 +183,15 @@ def run_federation(
 
     held_out = HeldOut(dataset)
     if state.round == 0 and not history:
-        first = {"round": 0, **held_out(eval_model, state.params), "cum_bytes": 0, "cum_bytes_down": 0, "cum_bytes_up": 0,
-                 **({"epsilon": 0.0} if xdev.dp is not None else {}), **({"sim_time_s": 0.0} if xdev.devices is not None else {})}
+        first = {
+            "round": 0,
+            **held_out(eval_model, state.params),
+            "cum_bytes": 0,
+            "cum_bytes_down": 0,
+            "cum_bytes_up": 0,
+            **({"epsilon": 0.0} if xdev.dp is not None else {}),
+            **({"sim_time_s": 0.0} if xdev.devices is not None else {}),
+        }
         history.append(first)
         _append_jsonl(out / "metrics.jsonl", first)
         if on_round:
@@ -179,7 +201,13 @@ def run_federation(
     if engine is None and state.round < fl.rounds:
         spec = ExecutorSpec(
             model_fn=factory,
-            local=LocalTrainConfig(epochs=fl.local_epochs, batch_size=fl.batch_size, lr=fl.lr, momentum=fl.momentum, weight_decay=fl.weight_decay),
+            local=LocalTrainConfig(
+                epochs=fl.local_epochs,
+                batch_size=fl.batch_size,
+                lr=fl.lr,
+                momentum=fl.momentum,
+                weight_decay=fl.weight_decay,
+            ),
             seed=fl.seed,
             prox_mu=algo.prox_mu,
             dropout=fl.dropout,
@@ -191,8 +219,15 @@ def run_federation(
         )
         engine = make_engine(cfg, spec, dataset.prepare(dataset.x_train), dataset.y_train.astype(np.int64), parts)
         # where the clients ran: the executors' nodes, pids and devices
-        atomic_write_text(out / "engine.json", json.dumps({"engine": engine.describe(), "actors": getattr(engine, "actor_info", []),
-                                                           **xdev.describe()}, default=str, indent=2) + "\n")
+        atomic_write_text(
+            out / "engine.json",
+            json.dumps(
+                {"engine": engine.describe(), "actors": getattr(engine, "actor_info", []), **xdev.describe()},
+                default=str,
+                indent=2,
+            )
+            + "\n",
+        )
     P = len(state.params)
     try:
         while state.round < fl.rounds:
@@ -210,8 +245,10 @@ def run_federation(
                 if found is not None:
                     raise found from None
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-                raise RunError(f"round {r}: a client failed ({type(exc).__name__}: {first[:300]}); "
-                               "the run stops at its last checkpoint (--resume continues it)") from exc
+                raise RunError(
+                    f"round {r}: a client failed ({type(exc).__name__}: {first[:300]}); "
+                    "the run stops at its last checkpoint (--resume continues it)"
+                ) from exc
             secagg, extra = None, dict(sel.info)
             if xdev.dp is not None:  # noised on the server after the (plain or secure) sum
                 agg, secagg, dp_info = xdev.aggregate(res, r)
@@ -233,21 +270,49 @@ def run_federation(
                 down, up = down + secagg.bytes_down, secagg.bytes_up
             cum_down, cum_up = cum_down + down, cum_up + up
             row = {
-                "round": r, "clients": int(len(ids)), "finished": finished, "dropped": len(res.partial.dropped),
+                "round": r,
+                "clients": int(len(ids)),
+                "finished": finished,
+                "dropped": len(res.partial.dropped),
                 "train_loss": float("nan") if agg is None else agg.train_loss,
                 "gradient_diversity": float("nan") if agg is None else agg.gradient_diversity,
-                "bytes_down": down, "bytes_up": up, "cum_bytes_down": cum_down, "cum_bytes_up": cum_up,
+                "bytes_down": down,
+                "bytes_up": up,
+                "cum_bytes_down": cum_down,
+                "cum_bytes_up": cum_up,
                 "cum_bytes": cum_down + cum_up,
-                **({} if secagg is None else {"secagg_bytes_up": secagg.bytes_up, "secagg_bytes_down": secagg.bytes_down,
-                                              "secagg_error_bound": secagg.extra["mean_error_bound"]}),
+                **(
+                    {}
+                    if secagg is None
+                    else {
+                        "secagg_bytes_up": secagg.bytes_up,
+                        "secagg_bytes_down": secagg.bytes_down,
+                        "secagg_error_bound": secagg.extra["mean_error_bound"],
+                    }
+                ),
                 **extra,
             }
             rounds.append(row)
             _append_jsonl(out / "rounds.jsonl", row)
             fault_point("round")
             if r % fl.eval_every == 0 or r == fl.rounds:
-                ev = {"round": r, **held_out(eval_model, state.params),
-                      **{k2: row[k2] for k2 in ("cum_bytes", "cum_bytes_down", "cum_bytes_up", "gradient_diversity", "dropped", "epsilon", "sim_time_s") if k2 in row}}
+                ev = {
+                    "round": r,
+                    **held_out(eval_model, state.params),
+                    **{
+                        k2: row[k2]
+                        for k2 in (
+                            "cum_bytes",
+                            "cum_bytes_down",
+                            "cum_bytes_up",
+                            "gradient_diversity",
+                            "dropped",
+                            "epsilon",
+                            "sim_time_s",
+                        )
+                        if k2 in row
+                    },
+                }
                 history.append(ev)
                 _append_jsonl(out / "metrics.jsonl", ev)
                 if on_round:
@@ -255,12 +320,27 @@ def run_federation(
             elif on_round:
                 on_round({"round": r})
             if (fl.checkpoint_every and r % fl.checkpoint_every == 0) or r == fl.rounds:
-                save_checkpoint(ckpt_dir, state, {"cum_bytes_down": cum_down, "cum_bytes_up": cum_up, "config": config_dict(cfg),
-                                                  "cross_device": xdev.state()},
-                                store.snapshot() if store is not None else None)
+                save_checkpoint(
+                    ckpt_dir,
+                    state,
+                    {
+                        "cum_bytes_down": cum_down,
+                        "cum_bytes_up": cum_up,
+                        "config": config_dict(cfg),
+                        "cross_device": xdev.state(),
+                    },
+                    store.snapshot() if store is not None else None,
+                )
     finally:
         if own_engine and engine is not None:
             engine.close()
     # self-describing: gptfl_ray.load_model rebuilds it from the file alone
-    save_model_file(eval_model, state.params, out / "model.safetensors", metadata=model_metadata(cfg.model.name, cfg.model.norm, dataset))
-    return FederationResult(params=state.params, history=history, rounds=rounds, num_params=P, wall_s=time.perf_counter() - t0)
+    save_model_file(
+        eval_model,
+        state.params,
+        out / "model.safetensors",
+        metadata=model_metadata(cfg.model.name, cfg.model.norm, dataset),
+    )
+    return FederationResult(
+        params=state.params, history=history, rounds=rounds, num_params=P, wall_s=time.perf_counter() - t0
+    )

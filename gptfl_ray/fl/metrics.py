@@ -22,7 +22,9 @@ VAL_PREFIX = "val_"
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, params: np.ndarray | None, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module, params: np.ndarray | None, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
+) -> dict[str, float]:
     if params is not None:
         set_flat(model, params)
     model.eval()
@@ -40,7 +42,9 @@ def evaluate(model: torch.nn.Module, params: np.ndarray | None, x: torch.Tensor,
     }
 
 
-def round_bytes(num_params: int, sampled: int, finished: int, uses_control: bool, bytes_per_value: int = 4) -> tuple[int, int]:
+def round_bytes(
+    num_params: int, sampled: int, finished: int, uses_control: bool, bytes_per_value: int = 4
+) -> tuple[int, int]:
     """(bytes down, bytes up) for one round of float32 model exchange."""
     per_model = num_params * bytes_per_value
     copies = 2 if uses_control else 1

@@ -105,7 +105,9 @@ class CohortTrainer:
         params = {name: b.unsqueeze(0).repeat(K, *([1] * b.dim())) for name, b in base.items()}
         corr = None
         if clients[0].control is not None:
-            diffs = torch.from_numpy(np.stack([(c.control[0] - c.control[1]).astype(np.float32) for c in clients])).to(dev)
+            diffs = torch.from_numpy(np.stack([(c.control[0] - c.control[1]).astype(np.float32) for c in clients])).to(
+                dev
+            )
             corr = {name: diffs[:, s].reshape(K, *shape) for name, s, shape in self.entries}
         bufs: dict[str, torch.Tensor] = {}
 

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,9 @@ class Captioner:
         self.device = torch.device(device)
         self.images = load_model(AutoImageProcessor.from_pretrained, ref, option="--captioner")
         self.tokenizer = load_model(AutoTokenizer.from_pretrained, ref, option="--captioner")
-        self.model = load_model(AutoModelForImageTextToText.from_pretrained, ref, option="--captioner").eval().to(self.device)
+        self.model = (
+            load_model(AutoModelForImageTextToText.from_pretrained, ref, option="--captioner").eval().to(self.device)
+        )
         self.max_new_tokens = max_new_tokens
 
     def __call__(self, pictures: list) -> list[str]:
@@ -150,7 +153,7 @@ class ClientPromptBuilder:
             return ClientUpload(client_id, "class", class_prompts(spec, client_id, y_local))
         prompts = []
         for start in range(0, len(y_local), spec.caption_batch):
-            xs, ys = x_local[start:start + spec.caption_batch], y_local[start:start + spec.caption_batch]
+            xs, ys = x_local[start : start + spec.caption_batch], y_local[start : start + spec.caption_batch]
             captions = self.captioner([to_pil(x, spec.max_value, spec.caption_size) for x in xs])
             for j, (label, caption) in enumerate(zip(ys, captions)):
                 name = spec.class_names[int(label)]
@@ -160,7 +163,9 @@ class ClientPromptBuilder:
                 prompts.append({"label": name, "prompt": f"{text}, {caption}" if caption else text})
         return ClientUpload(client_id, "instance", prompts)
 
-    def run(self, x: np.ndarray | None, y: np.ndarray, parts: Sequence[np.ndarray], client_ids: Sequence[int]) -> list[ClientUpload]:
+    def run(
+        self, x: np.ndarray | None, y: np.ndarray, parts: Sequence[np.ndarray], client_ids: Sequence[int]
+    ) -> list[ClientUpload]:
         out = []
         for cid in client_ids:
             idx = np.asarray(parts[int(cid)], np.int64)
@@ -176,15 +181,31 @@ def prompt_spec(dataset: Any, style: str, seed: int, captioner: str | None = Non
     if style not in PROMPT_STYLES:
         raise ConfigError("--fgl-prompts", f"unknown prompt style {style!r}; choose from {', '.join(PROMPT_STYLES)}")
     if style == "instance" and dataset.modality != "image":
-        raise ConfigError("--fgl-prompts", f"instance prompts caption images; {dataset.name} is {dataset.modality} (use class)")
-    return PromptSpec(style=style, kind=prompt_kind(dataset), class_names=tuple(dataset.class_names),
-                      max_value=float(dataset.max_value), seed=seed,
-                      captioner=(captioner or DEFAULT_CAPTIONER) if style == "instance" else None, **kw)
+        raise ConfigError(
+            "--fgl-prompts", f"instance prompts caption images; {dataset.name} is {dataset.modality} (use class)"
+        )
+    return PromptSpec(
+        style=style,
+        kind=prompt_kind(dataset),
+        class_names=tuple(dataset.class_names),
+        max_value=float(dataset.max_value),
+        seed=seed,
+        captioner=(captioner or DEFAULT_CAPTIONER) if style == "instance" else None,
+        **kw,
+    )
 
 
-def build_uploads(spec: PromptSpec, x_raw: np.ndarray, y: np.ndarray, parts: Sequence[np.ndarray],
-                  backend: str = "local", num_actors: int | None = None, client_cpus: float = 1.0,
-                  client_gpus: float = 0.0, on_client=None) -> list[ClientUpload]:
+def build_uploads(
+    spec: PromptSpec,
+    x_raw: np.ndarray,
+    y: np.ndarray,
+    parts: Sequence[np.ndarray],
+    backend: str = "local",
+    num_actors: int | None = None,
+    client_cpus: float = 1.0,
+    client_gpus: float = 0.0,
+    on_client=None,
+) -> list[ClientUpload]:
     """Every client's upload, in client order. Class prompts never touch x (only labels)."""
     x = x_raw if spec.style == "instance" else None
     ids = list(range(len(parts)))
@@ -203,9 +224,8 @@ class _PromptActor:
     """One pool slot: a client prompt builder in its own worker, holding the captioner."""
 
     def __init__(self, spec: PromptSpec, data: tuple):
-        import warnings
-
         import dataclasses
+        import warnings
 
         import ray
 
@@ -239,7 +259,7 @@ def _build_on_ray(spec, x, y, parts, ids, num_actors, client_cpus, client_gpus, 
     actors = [actor_cls.remote(spec, data) for _ in range(n)]
     # Several chunks per actor balance clients of unequal size without a task per client.
     size = max(1, math.ceil(len(ids) / (4 * n)))
-    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
     out: list[ClientUpload] = []
     try:
         for got in ActorPool(actors).map(lambda a, c: a.run.remote(c), chunks):
@@ -255,5 +275,3 @@ def _build_on_ray(spec, x, y, parts, ids, num_actors, client_cpus, client_gpus, 
         for a in actors:
             ray.kill(a)
     return out
-
-

@@ -36,17 +36,27 @@ import dataclasses
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from gptfl_ray.config import check_resumable
 from gptfl_ray.fl.loop import ModelFactory, run_federation
 from gptfl_ray.methods.client_prompts import ClientUpload, build_uploads, prompt_spec
-from gptfl_ray.config import check_resumable
-from gptfl_ray.runio import (atomic_write_text, drop_config_section, plain, publish_dir, read_config, same_key, stage_tmp,
-                             write_config_section, write_key)
+from gptfl_ray.runio import (
+    atomic_write_text,
+    drop_config_section,
+    plain,
+    publish_dir,
+    read_config,
+    same_key,
+    stage_tmp,
+    write_config_section,
+    write_key,
+)
 from gptfl_ray.synth.generators.base import derive_seed, row_rng
 
 FGL_DIR = "fgl"
@@ -76,8 +86,14 @@ def apportion(weights: list[int] | np.ndarray, total: int, seed: int = 0) -> np.
     return base
 
 
-def server_prompt_rows(uploads: list[ClientUpload], dataset: Any, per_class: int, seed: int,
-                       guidance: tuple = (1.0, 5.0, "integer", 0.5), style_words: bool = True) -> list[dict]:
+def server_prompt_rows(
+    uploads: list[ClientUpload],
+    dataset: Any,
+    per_class: int,
+    seed: int,
+    guidance: tuple = (1.0, 5.0, "integer", 0.5),
+    style_words: bool = True,
+) -> list[dict]:
     """The server's generation rows from every client's prompts.
 
     The budget is `per_class` samples for each class some client holds (GPT-FL's budget). Each
@@ -92,7 +108,9 @@ def server_prompt_rows(uploads: list[ClientUpload], dataset: Any, per_class: int
     for up in uploads:
         for p in up.prompts:
             if p["label"] not in index:
-                raise ValueError(f"client {up.client_id} sent a prompt for {p['label']!r}, not a class of {dataset.name}")
+                raise ValueError(
+                    f"client {up.client_id} sent a prompt for {p['label']!r}, not a class of {dataset.name}"
+                )
             entries.append((up.client_id, p))
     classes = {p["label"] for _, p in entries}
     shares = apportion([int(p.get("count", 1)) for _, p in entries], per_class * len(classes), seed)
@@ -100,13 +118,20 @@ def server_prompt_rows(uploads: list[ClientUpload], dataset: Any, per_class: int
     # as for GPT-FL. Instance prompts already carry a description of a real sample.
     words = style_words and prompt_kind(dataset) in ("digits", "image") and all(u.style == "class" for u in uploads)
     rows: list[dict] = []
-    for (cid, p), k in zip(entries, shares):
+    for (_cid, p), k in zip(entries, shares):
         for _ in range(int(k)):
             s = derive_seed(seed, len(rows), _SALT_ROWS)
             rng = row_rng(s)
-            rows.append({"label": index[p["label"]], "label_name": p["label"], "prompt": p["prompt"] + style_suffix(rng, words),
-                         "guidance": draw_guidance(rng, *guidance), "seed": s,
-                         "style": f"fgl-{uploads[0].style}" if uploads else "fgl"})
+            rows.append(
+                {
+                    "label": index[p["label"]],
+                    "label_name": p["label"],
+                    "prompt": p["prompt"] + style_suffix(rng, words),
+                    "guidance": draw_guidance(rng, *guidance),
+                    "seed": s,
+                    "style": f"fgl-{uploads[0].style}" if uploads else "fgl",
+                }
+            )
     return rows
 
 
@@ -126,7 +151,8 @@ def preflight_fgl(cfg, task) -> None:
     if cfg.fgl.prompts == "instance" and cfg.fgl.captioner is not None:
         check_model_ref(cfg.fgl.captioner, option="--captioner")
     generator_class(cfg.generate.generator).preflight(
-        TargetFormat.from_dataset(task.dataset), cfg.generate.model, cfg.generate.generator_options())
+        TargetFormat.from_dataset(task.dataset), cfg.generate.model, cfg.generate.generator_options()
+    )
 
 
 def _same_key(dir_: Path, section: str, key: dict) -> bool:
@@ -139,25 +165,53 @@ def client_uploads(cfg, task, run_dir: Path, progress: Callable[[int], None] | N
     ds, fgl = task.dataset, cfg.fgl
     out = fgl_dir(run_dir)
     path = out / "prompts" / UPLOADS_FILE
-    key = {"style": fgl.prompts, "captioner": fgl.captioner, "caption_size": fgl.caption_size,
-           "caption_tokens": fgl.caption_tokens, "seed": cfg.prompts.seed, "data": cfg.federate.data,
-           "split_seed": cfg.federate.fl.seed, "parts_sha256": _parts_sha(task.parts)}
+    key = {
+        "style": fgl.prompts,
+        "captioner": fgl.captioner,
+        "caption_size": fgl.caption_size,
+        "caption_tokens": fgl.caption_tokens,
+        "seed": cfg.prompts.seed,
+        "data": cfg.federate.data,
+        "split_seed": cfg.federate.fl.seed,
+        "parts_sha256": _parts_sha(task.parts),
+    }
     if path.is_file() and _same_key(out, "uploads_key", key):
         rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
         uploads = [ClientUpload(int(r["client"]), str(r["body"]["style"]), list(r["body"]["prompts"])) for r in rows]
         if progress:
             progress(len(uploads))
         return uploads
-    spec = prompt_spec(ds, fgl.prompts, cfg.prompts.seed, fgl.captioner, caption_size=fgl.caption_size,
-                       caption_tokens=fgl.caption_tokens, caption_batch=fgl.caption_batch)
+    spec = prompt_spec(
+        ds,
+        fgl.prompts,
+        cfg.prompts.seed,
+        fgl.captioner,
+        caption_size=fgl.caption_size,
+        caption_tokens=fgl.caption_tokens,
+        caption_batch=fgl.caption_batch,
+    )
     eng = cfg.federate.engine
-    uploads = build_uploads(spec, ds.x_train, ds.y_train, task.parts, backend=eng.backend, num_actors=eng.num_actors,
-                            client_cpus=eng.client_cpus, client_gpus=eng.client_gpus, on_client=progress)
+    uploads = build_uploads(
+        spec,
+        ds.x_train,
+        ds.y_train,
+        task.parts,
+        backend=eng.backend,
+        num_actors=eng.num_actors,
+        client_cpus=eng.client_cpus,
+        client_gpus=eng.client_gpus,
+        on_client=progress,
+    )
     # What each client put on the wire, byte for byte, with its length beside it. The old key
     # goes first: a kill before the new key is written leaves uploads no key vouches for.
     drop_config_section(out, "uploads_key")
-    atomic_write_text(path, "".join(json.dumps({"client": u.client_id, "bytes": u.nbytes, "body": u.body()}, ensure_ascii=False) + "\n"
-                                    for u in uploads))
+    atomic_write_text(
+        path,
+        "".join(
+            json.dumps({"client": u.client_id, "bytes": u.nbytes, "body": u.body()}, ensure_ascii=False) + "\n"
+            for u in uploads
+        ),
+    )
     write_config_section(out, "uploads_key", key)
     return uploads
 
@@ -170,9 +224,12 @@ def _parts_sha(parts) -> str:
     return h.hexdigest()
 
 
-def synthesize(cfg, dataset: Any, rows: list[dict], run_dir: Path, progress: Callable[[int], None] | None = None) -> dict:
+def synthesize(
+    cfg, dataset: Any, rows: list[dict], run_dir: Path, progress: Callable[[int], None] | None = None
+) -> dict:
     """GPT-FL's generation stage over the server's FGL rows, into `<run>/fgl/synthetic/`."""
-    from gptfl_ray.synth import pipeline, prompts as prompts_mod, store
+    from gptfl_ray.synth import pipeline, store
+    from gptfl_ray.synth import prompts as prompts_mod
     from gptfl_ray.synth.generators.base import TargetFormat
 
     out = fgl_dir(run_dir)
@@ -204,7 +261,6 @@ def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> On
     from gptfl_ray.methods.gptfl import initial_params
     from gptfl_ray.models.io import load_model_file
     from gptfl_ray.models.params import get_flat
-    from gptfl_ray.synth import store
     from gptfl_ray.synth.config import per_class_count
 
     run_dir = Path(run_dir)
@@ -212,29 +268,50 @@ def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> On
     out.mkdir(parents=True, exist_ok=True)
     uploads = client_uploads(cfg, task, run_dir, stage("fgl prompt", len(task.parts)))
     gen, pr = cfg.generate, cfg.prompts
-    per_class = per_class_count(gen.per_class if gen.per_class is not None else pr.per_class,
-                                gen.scale if gen.scale is not None else pr.scale, len(ds.x_train), ds.num_classes)
-    rows = server_prompt_rows(uploads, ds, per_class, pr.seed, (pr.guidance_min, pr.guidance_max, pr.guidance_draw, pr.guidance_grid),
-                              pr.style_words)
+    per_class = per_class_count(
+        gen.per_class if gen.per_class is not None else pr.per_class,
+        gen.scale if gen.scale is not None else pr.scale,
+        len(ds.x_train),
+        ds.num_classes,
+    )
+    rows = server_prompt_rows(
+        uploads,
+        ds,
+        per_class,
+        pr.seed,
+        (pr.guidance_min, pr.guidance_max, pr.guidance_draw, pr.guidance_grid),
+        pr.style_words,
+    )
     manifest = synthesize(cfg, ds, rows, run_dir, stage("fgl synth"))
 
     init = initial_params(cfg, factory)
     model_dir = out / "model"
-    key = {**dataclasses.asdict(cfg.pretrain), "model": cfg.federate.model.name, "norm": cfg.federate.model.norm,
-           "synthetic": manifest.get("sha256", ""), "init_pretrained": cfg.init_pretrained}
+    key = {
+        **dataclasses.asdict(cfg.pretrain),
+        "model": cfg.federate.model.name,
+        "norm": cfg.federate.model.norm,
+        "synthetic": manifest.get("sha256", ""),
+        "init_pretrained": cfg.init_pretrained,
+    }
     if not ((model_dir / "model.safetensors").exists() and same_key(model_dir, key)):
         from gptfl_ray.pretrain.trainer import pretrain_on_shards
 
         build = stage_tmp(model_dir)  # the model and its key appear together, or not at all
-        pretrain_on_shards(cfg.pretrain, factory, ds, out, build, on_epoch=stage("fgl train", cfg.pretrain.epochs),
-                           init_params=init)
+        pretrain_on_shards(
+            cfg.pretrain, factory, ds, out, build, on_epoch=stage("fgl train", cfg.pretrain.epochs), init_params=init
+        )
         write_key(build, key)
         publish_dir(build, model_dir)
     params = get_flat(load_model_file(factory(), model_dir / "model.safetensors", option="--output-dir"))
     held_out = HeldOut(ds)
-    return OneShot(params=params, init_eval=held_out(factory(), init), eval=held_out(factory(), params),
-                   uploads=uploads, synthetic_rows=int(manifest.get("total_rows", len(rows))),
-                   synthetic_sha=manifest.get("sha256", ""))
+    return OneShot(
+        params=params,
+        init_eval=held_out(factory(), init),
+        eval=held_out(factory(), params),
+        uploads=uploads,
+        synthetic_rows=int(manifest.get("total_rows", len(rows))),
+        synthetic_sha=manifest.get("sha256", ""),
+    )
 
 
 def _upload_stats(uploads: list[ClientUpload]) -> dict:
@@ -267,11 +344,22 @@ def _one_shot_summary(shot: OneShot, task) -> dict:
 
     up = _upload_stats(shot.uploads)
     deploy = len(task.parts) * len(shot.params) * 4  # float32 model to every client
-    hist = [{"round": 0, **shot.init_eval, "cum_bytes": 0},
-            {"round": 1, **shot.eval, "cum_bytes": up["prompt_upload_bytes"] + deploy}]
-    return variant_summary(hist, None, len(shot.params), extra={
-        **up, "model_download_bytes": deploy, "model_update_bytes": 0, "synthetic_samples": shot.synthetic_rows,
-        "fgl_rounds": 0})
+    hist = [
+        {"round": 0, **shot.init_eval, "cum_bytes": 0},
+        {"round": 1, **shot.eval, "cum_bytes": up["prompt_upload_bytes"] + deploy},
+    ]
+    return variant_summary(
+        hist,
+        None,
+        len(shot.params),
+        extra={
+            **up,
+            "model_download_bytes": deploy,
+            "model_update_bytes": 0,
+            "synthetic_samples": shot.synthetic_rows,
+            "fgl_rounds": 0,
+        },
+    )
 
 
 class ServerFinetune:
@@ -288,19 +376,33 @@ class ServerFinetune:
         self.x = torch.tensor(np.asarray(x, np.float32))  # a copy: loaded arrays may be read-only
         self.y = torch.tensor(np.asarray(y, np.int64))
         # The synthetic-data settings GPT-FL section 3.3 advises (small lr, larger weight decay).
-        self.cfg = LocalTrainConfig(epochs=epochs, batch_size=pretrain_cfg.batch_size, lr=pretrain_cfg.lr,
-                                    momentum=pretrain_cfg.momentum, weight_decay=pretrain_cfg.weight_decay)
+        self.cfg = LocalTrainConfig(
+            epochs=epochs,
+            batch_size=pretrain_cfg.batch_size,
+            lr=pretrain_cfg.lr,
+            momentum=pretrain_cfg.momentum,
+            weight_decay=pretrain_cfg.weight_decay,
+        )
         self.seed = seed
 
     def __call__(self, params: np.ndarray, round_idx: int) -> np.ndarray:
         from gptfl_ray.fl.client import client_update
 
-        res = client_update(self.model, params, self.x, self.y, self.cfg, derive_seed(self.seed, round_idx, _SALT_FINETUNE),
-                            layout=self.layout)
+        res = client_update(
+            self.model,
+            params,
+            self.x,
+            self.y,
+            self.cfg,
+            derive_seed(self.seed, round_idx, _SALT_FINETUNE),
+            layout=self.layout,
+        )
         return (np.asarray(params, np.float32) + res.delta).astype(np.float32)
 
 
-def run_fgl_rounds_variant(cfg, task, factory: ModelFactory, run_dir: str | Path, stage, shot: OneShot | None = None) -> dict:
+def run_fgl_rounds_variant(
+    cfg, task, factory: ModelFactory, run_dir: str | Path, stage, shot: OneShot | None = None
+) -> dict:
     """`fgl_rounds`: FedAvg (or any --strategy) for --fgl-rounds rounds from the one-shot model,
     with server fine-tuning after each round when --server-finetune-epochs > 0."""
     from gptfl_ray.report import variant_summary
@@ -313,31 +415,61 @@ def run_fgl_rounds_variant(cfg, task, factory: ModelFactory, run_dir: str | Path
     fcfg = dataclasses.replace(cfg.federate, fl=fl)
     out = fgl_dir(run_dir) / "federate"
     start_sha = hashlib.sha256(np.ascontiguousarray(shot.params).tobytes()).hexdigest()
-    key = {"start": start_sha, "finetune_epochs": cfg.fgl.server_finetune_epochs, "pretrain": cfg.pretrain,
-           "synthetic": shot.synthetic_sha,
-           "federate": {s: getattr(fcfg, s) for s in ("data", "model")} | {"fl": dataclasses.replace(fl, rounds=0, eval_every=1, checkpoint_every=0)}}
+    key = {
+        "start": start_sha,
+        "finetune_epochs": cfg.fgl.server_finetune_epochs,
+        "pretrain": cfg.pretrain,
+        "synthetic": shot.synthetic_sha,
+        "federate": {s: getattr(fcfg, s) for s in ("data", "model")}
+        | {"fl": dataclasses.replace(fl, rounds=0, eval_every=1, checkpoint_every=0)},
+    }
     saved = read_config(out)
     same = bool(saved)
     if saved:  # never silently replaced: `simulate --overwrite` clears the run first
-        check_resumable("fgl_rounds", out, {"key": saved.get("fgl_rounds_key"), "rounds": saved.get("rounds", {}).get("n", 0)},
-                        {"key": plain(key), "rounds": fl.rounds})
+        check_resumable(
+            "fgl_rounds",
+            out,
+            {"key": saved.get("fgl_rounds_key"), "rounds": saved.get("rounds", {}).get("n", 0)},
+            {"key": plain(key), "rounds": fl.rounds},
+        )
     write_config_section(out, "fgl_rounds_key", key)
     write_config_section(out, "rounds", {"n": fl.rounds})
     hook = None
     if cfg.fgl.server_finetune_epochs > 0:
         x_syn, y_syn = store.load_synthetic(fgl_dir(run_dir), task.dataset)
-        hook = ServerFinetune(factory, task.dataset.prepare(x_syn), y_syn, cfg.pretrain, cfg.fgl.server_finetune_epochs, fl.seed)
+        hook = ServerFinetune(
+            factory, task.dataset.prepare(x_syn), y_syn, cfg.pretrain, cfg.fgl.server_finetune_epochs, fl.seed
+        )
     bar = stage("fgl+rounds", fl.rounds)
-    res = run_federation(fcfg, task.dataset, task.parts, out, resume=same, init_params=shot.params,
-                         on_round=lambda m: bar(m["round"]), server_hook=hook)
+    res = run_federation(
+        fcfg,
+        task.dataset,
+        task.parts,
+        out,
+        resume=same,
+        init_params=shot.params,
+        on_round=lambda m: bar(m["round"]),
+        server_hook=hook,
+    )
     pb = up["prompt_upload_bytes"]
     # FL round r is FGL round 1 + r: the one-shot exchange was round 1.
     hist = [{"round": 0, **shot.init_eval, "cum_bytes": 0}] + [
-        {**h, "round": h["round"] + 1, "cum_bytes": pb + h.get("cum_bytes", 0)} for h in res.history]
+        {**h, "round": h["round"] + 1, "cum_bytes": pb + h.get("cum_bytes", 0)} for h in res.history
+    ]
     rounds = [{**r, "round": r["round"] + 1} for r in res.rounds]
     fl_bytes = res.history[-1].get("cum_bytes", 0)
-    return variant_summary(hist, None, res.num_params, rounds=rounds, extra={
-        **up, "model_download_bytes": res.history[-1].get("cum_bytes_down", 0),
-        "model_update_bytes": res.history[-1].get("cum_bytes_up", 0), "model_bytes": fl_bytes,
-        "synthetic_samples": shot.synthetic_rows, "fgl_rounds": fl.rounds,
-        "server_finetune_epochs": cfg.fgl.server_finetune_epochs})
+    return variant_summary(
+        hist,
+        None,
+        res.num_params,
+        rounds=rounds,
+        extra={
+            **up,
+            "model_download_bytes": res.history[-1].get("cum_bytes_down", 0),
+            "model_update_bytes": res.history[-1].get("cum_bytes_up", 0),
+            "model_bytes": fl_bytes,
+            "synthetic_samples": shot.synthetic_rows,
+            "fgl_rounds": fl.rounds,
+            "server_finetune_epochs": cfg.fgl.server_finetune_epochs,
+        },
+    )

@@ -27,10 +27,22 @@ class FGLConfig:
     def __post_init__(self):
         check_instance(self, {"prompts": "--fgl-prompts", "rounds": "--fgl-rounds"})
         checks = [
-            (self.prompts in FGL_PROMPT_STYLES, "--fgl-prompts", f"unknown prompt style {self.prompts!r}; choose from {', '.join(FGL_PROMPT_STYLES)}"),
-            (self.captioner is None or bool(str(self.captioner).strip()), "--captioner", "is empty; give a hub id or a local path"),
+            (
+                self.prompts in FGL_PROMPT_STYLES,
+                "--fgl-prompts",
+                f"unknown prompt style {self.prompts!r}; choose from {', '.join(FGL_PROMPT_STYLES)}",
+            ),
+            (
+                self.captioner is None or bool(str(self.captioner).strip()),
+                "--captioner",
+                "is empty; give a hub id or a local path",
+            ),
             (isinstance(self.rounds, int) and self.rounds >= 0, "--fgl-rounds", f"must be >= 0, got {self.rounds}"),
-            (isinstance(self.server_finetune_epochs, int) and self.server_finetune_epochs >= 0, "--server-finetune-epochs", f"must be >= 0, got {self.server_finetune_epochs}"),
+            (
+                isinstance(self.server_finetune_epochs, int) and self.server_finetune_epochs >= 0,
+                "--server-finetune-epochs",
+                f"must be >= 0, got {self.server_finetune_epochs}",
+            ),
             (self.caption_size >= 1, "[fgl] caption_size", f"must be >= 1, got {self.caption_size}"),
             (self.caption_tokens >= 1, "[fgl] caption_tokens", f"must be >= 1, got {self.caption_tokens}"),
             (self.caption_batch >= 1, "[fgl] caption_batch", f"must be >= 1, got {self.caption_batch}"),

@@ -14,23 +14,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from gptfl_ray.config import FederateConfig, config_dict
+from gptfl_ray.config import FederateConfig, check_resumable
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.loop import FederationResult, ModelFactory, run_federation
 from gptfl_ray.fl.metrics import HeldOut
 from gptfl_ray.methods.fgl_config import FGLConfig
 from gptfl_ray.methods.task import Task, load_task
-from gptfl_ray.models.io import load_model_file, save_model_file
-from gptfl_ray.models.params import get_flat, num_params
+from gptfl_ray.models.io import load_model_file
+from gptfl_ray.models.params import get_flat
 from gptfl_ray.pretrain.config import PretrainConfig
 from gptfl_ray.report import variant_summary
-from gptfl_ray.config import check_resumable
 from gptfl_ray.runio import plain, publish_dir, read_config, same_key, stage_tmp, write_config_section, write_key
 from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
 
@@ -101,7 +101,8 @@ def prepare_simulation(cfg: SimulateConfig) -> tuple[Task, np.ndarray | None]:
         from gptfl_ray.synth.generators.base import TargetFormat
 
         generator_class(cfg.generate.generator).preflight(
-            TargetFormat.from_dataset(task.dataset), cfg.generate.model, cfg.generate.generator_options())
+            TargetFormat.from_dataset(task.dataset), cfg.generate.model, cfg.generate.generator_options()
+        )
     if "fgl" in cfg.variants:
         from gptfl_ray.methods.fgl import preflight_fgl
 
@@ -109,16 +110,22 @@ def prepare_simulation(cfg: SimulateConfig) -> tuple[Task, np.ndarray | None]:
     return task, initial_params(cfg, _factory(cfg, task))
 
 
-def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None = None,
-                   prepared: tuple[Task, np.ndarray | None] | None = None, federate_root: str | Path | None = None) -> dict:
+def run_simulation(
+    cfg: SimulateConfig,
+    run_dir: str | Path,
+    hooks: Hooks | None = None,
+    prepared: tuple[Task, np.ndarray | None] | None = None,
+    federate_root: str | Path | None = None,
+) -> dict:
     """Run every requested variant into `run_dir`; returns the summary (also `summary.json`).
 
     `federate_root` (default `run_dir/federate`) lets benchmarks keep one FL folder per setting
     while sharing the run's synthetic data and pre-trained model."""
-    from gptfl_ray.synth import pipeline, prompts as prompts_mod, store
+    from gptfl_ray.synth import pipeline, store
+    from gptfl_ray.synth import prompts as prompts_mod
 
     hooks = hooks or {}
-    stage = hooks.get("stage", lambda name, total=None: (lambda done: None))
+    stage = hooks.get("stage", lambda name, total=None: lambda done: None)
     metrics_hook = hooks.get("metrics")  # metrics_hook(variant) -> on_round(row), e.g. a tracker's
     run_dir = Path(run_dir)
     times = StageTimes()
@@ -141,14 +148,26 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
         t0 = time.perf_counter()
         pre_dir = run_dir / "pretrain"
         manifest_sha = store.read_manifest(run_dir).get("sha256", "")
-        pre_key = {**dataclasses.asdict(cfg.pretrain), "model": cfg.federate.model.name, "norm": cfg.federate.model.norm,
-                   "synthetic": manifest_sha, "init_pretrained": cfg.init_pretrained}
+        pre_key = {
+            **dataclasses.asdict(cfg.pretrain),
+            "model": cfg.federate.model.name,
+            "norm": cfg.federate.model.norm,
+            "synthetic": manifest_sha,
+            "init_pretrained": cfg.init_pretrained,
+        }
         if not ((pre_dir / "model.safetensors").exists() and same_key(pre_dir, pre_key)):
             from gptfl_ray.pretrain.trainer import pretrain_on_shards
 
             build = stage_tmp(pre_dir)  # outputs and key appear together, or not at all
-            pretrain_on_shards(cfg.pretrain, factory, ds, run_dir, build, on_epoch=stage("pretrain", cfg.pretrain.epochs),
-                               init_params=init)
+            pretrain_on_shards(
+                cfg.pretrain,
+                factory,
+                ds,
+                run_dir,
+                build,
+                on_epoch=stage("pretrain", cfg.pretrain.epochs),
+                init_params=init,
+            )
             write_key(build, pre_key)
             publish_dir(build, pre_dir)
         times.add("pretrain", t0)
@@ -165,26 +184,39 @@ def run_simulation(cfg: SimulateConfig, run_dir: str | Path, hooks: Hooks | None
         elif name in ("fedavg", "gptfl"):
             start = pretrained if name == "gptfl" else init
             root = Path(federate_root) if federate_root is not None else run_dir / "federate"
-            res = _federate_variant(cfg.federate, task, root / name, start, stage(name, cfg.federate.fl.rounds),
-                                    on_metrics=metrics_hook(name) if metrics_hook else None)
+            res = _federate_variant(
+                cfg.federate,
+                task,
+                root / name,
+                start,
+                stage(name, cfg.federate.fl.rounds),
+                on_metrics=metrics_hook(name) if metrics_hook else None,
+            )
             results[name] = res
             variants[name] = variant_summary(res.history, None, res.num_params, rounds=res.rounds)
         elif name == "fgl":
             from gptfl_ray.methods.fgl import run_fgl_variants
 
-            variants.update(run_fgl_variants(cfg, task, factory, run_dir, stage))  # "fgl", and "fgl_rounds" with --fgl-rounds
+            variants.update(
+                run_fgl_variants(cfg, task, factory, run_dir, stage)
+            )  # "fgl", and "fgl_rounds" with --fgl-rounds
         times.add(name, t0)
 
     target = cfg.target_accuracy
     if target is None and "fedavg" in variants:
         target = variants["fedavg"]["final_accuracy"]
-    for name, v in variants.items():
-        hist = [{"round": r, "accuracy": a, "cum_bytes": b} for (r, a), (_, b) in zip(v["accuracy_per_round"], v["bytes_per_round"])]
+    for v in variants.values():
+        hist = [
+            {"round": r, "accuracy": a, "cum_bytes": b}
+            for (r, a), (_, b) in zip(v["accuracy_per_round"], v["bytes_per_round"])
+        ]
         v.update(_target_fields(hist, target))
     times.add("total", t_all)
     summary = {
         # which methods ran: GPT-FL's variants, FGL's, or both
-        "methods": sorted({"fgl" if v.startswith("fgl") else "gptfl" if v in ("synthetic", "gptfl") else "fl" for v in variants}),
+        "methods": sorted(
+            {"fgl" if v.startswith("fgl") else "gptfl" if v in ("synthetic", "gptfl") else "fl" for v in variants}
+        ),
         "dataset": ds.name,
         "model": cfg.federate.model.name,
         "strategy": cfg.federate.fl.strategy,
@@ -206,7 +238,12 @@ def prompt_counts(rows: list[dict], style: str) -> dict:
     an LLM that rarely names the label leaves the rest to templates). Read from the rows, so a
     reused prompts file reports the same counts as the run that made it."""
     llm = sum(r.get("style") == "llm" for r in rows)
-    return {"style": style, "total": len(rows), "llm": llm, "template_fallback": len(rows) - llm if style == "llm" else 0}
+    return {
+        "style": style,
+        "total": len(rows),
+        "llm": llm,
+        "template_fallback": len(rows) - llm if style == "llm" else 0,
+    }
 
 
 def _target_fields(hist: list[dict], target: float | None) -> dict:
@@ -220,15 +257,27 @@ def _target_fields(hist: list[dict], target: float | None) -> dict:
     }
 
 
-def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.ndarray | None, on_round,
-                      on_metrics: Callable[[dict], None] | None = None) -> FederationResult:
+def _federate_variant(
+    fcfg: FederateConfig,
+    task: Task,
+    out: Path,
+    start: np.ndarray | None,
+    on_round,
+    on_metrics: Callable[[dict], None] | None = None,
+) -> FederationResult:
     """Run (or resume, or reuse) one FL variant in its own directory."""
-    start_key = {"sha256": "random-init" if start is None else hashlib.sha256(np.ascontiguousarray(start).tobytes()).hexdigest()}
+    start_key = {
+        "sha256": "random-init" if start is None else hashlib.sha256(np.ascontiguousarray(start).tobytes()).hexdigest()
+    }
     saved = read_config(out) if out.exists() else {}
     same = bool(saved)
     if saved:  # never silently replaced: `simulate --overwrite` clears the run first
-        check_resumable(f"federate/{out.name}", out, {"federate": saved.get("federate"), "start": saved.get("start")},
-                        {"federate": plain(fcfg), "start": start_key})
+        check_resumable(
+            f"federate/{out.name}",
+            out,
+            {"federate": saved.get("federate"), "start": saved.get("start")},
+            {"federate": plain(fcfg), "start": start_key},
+        )
     write_config_section(out, "federate", fcfg)
     write_config_section(out, "start", start_key)
     progress = on_round
@@ -243,7 +292,15 @@ def _federate_variant(fcfg: FederateConfig, task: Task, out: Path, start: np.nda
 
 SIM_KEYS = ("variants", "target_accuracy", "init_pretrained")
 # the tables a run's config.toml or a preset may hold
-SIM_SECTIONS = ("federate", "prompts", "generate", "pretrain", "fgl", "simulate", "pretrain_key")  # pretrain_key: older runs
+SIM_SECTIONS = (
+    "federate",
+    "prompts",
+    "generate",
+    "pretrain",
+    "fgl",
+    "simulate",
+    "pretrain_key",
+)  # pretrain_key: older runs
 
 
 def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[str, Any]]) -> SimulateConfig:
@@ -253,7 +310,6 @@ def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[s
     prompts, generate, pretrain, simulate; None values mean "not given".
     """
     from gptfl_ray.config import build_section, federate_config
-
     from gptfl_ray.fields import check_sections, nearest
 
     file_cfg = file_cfg or {}
@@ -261,9 +317,23 @@ def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[s
     given = {sec: {k: v for k, v in vals.items() if v is not None} for sec, vals in overrides.items()}
     fed = federate_config(file_cfg.get("federate", {}), given.get("federate", {}))
     dataset, seed = fed.data.dataset, fed.fl.seed
-    prompts = build_section(PromptsConfig, file_cfg.get("prompts", {}), {"dataset": dataset, "seed": seed}, given.get("prompts", {}), section="prompts")
-    generate = build_section(GenerateConfig, file_cfg.get("generate", {}), {"dataset": dataset, "seed": seed}, given.get("generate", {}), section="generate")
-    pre = build_section(PretrainConfig, file_cfg.get("pretrain", {}), {"seed": seed}, given.get("pretrain", {}), section="pretrain")
+    prompts = build_section(
+        PromptsConfig,
+        file_cfg.get("prompts", {}),
+        {"dataset": dataset, "seed": seed},
+        given.get("prompts", {}),
+        section="prompts",
+    )
+    generate = build_section(
+        GenerateConfig,
+        file_cfg.get("generate", {}),
+        {"dataset": dataset, "seed": seed},
+        given.get("generate", {}),
+        section="generate",
+    )
+    pre = build_section(
+        PretrainConfig, file_cfg.get("pretrain", {}), {"seed": seed}, given.get("pretrain", {}), section="pretrain"
+    )
     fgl = build_section(FGLConfig, file_cfg.get("fgl", {}), given.get("fgl", {}), section="fgl")
     file_sim = file_cfg.get("simulate", {})
     if not isinstance(file_sim, dict):
@@ -281,7 +351,18 @@ def simulate_config(file_cfg: dict[str, Any] | None, overrides: dict[str, dict[s
 
 
 # What `simulate --overwrite` removes: every stage's state (and the lock-free leftovers of builds).
-SIMULATE_STATE = ("config.toml", "prompts", "synthetic", "pretrain", "federate", "fgl", "summary.json", "plots", "mlruns", "tensorboard")
+SIMULATE_STATE = (
+    "config.toml",
+    "prompts",
+    "synthetic",
+    "pretrain",
+    "federate",
+    "fgl",
+    "summary.json",
+    "plots",
+    "mlruns",
+    "tensorboard",
+)
 
 
 def stage_sections(cfg: SimulateConfig) -> dict[str, tuple[str, dict]]:
@@ -293,8 +374,16 @@ def stage_sections(cfg: SimulateConfig) -> dict[str, tuple[str, dict]]:
         "generate": ("synthetic", {"prompts": p(cfg.prompts), "generate": p(cfg.generate)}),
         "pretrain": ("pretrain", pre),
         "federate": ("federate", {"federate": p(cfg.federate), **pre, "generate": p(cfg.generate)}),
-        "fgl": ("fgl", {"fgl": p(cfg.fgl), "prompts": p(cfg.prompts), "generate": p(cfg.generate), **pre,
-                        "federate": p(cfg.federate)}),
+        "fgl": (
+            "fgl",
+            {
+                "fgl": p(cfg.fgl),
+                "prompts": p(cfg.prompts),
+                "generate": p(cfg.generate),
+                **pre,
+                "federate": p(cfg.federate),
+            },
+        ),
     }
 
 
@@ -305,10 +394,15 @@ def check_stages(run_dir: str | Path, cfg: SimulateConfig) -> None:
     saved = read_config(run_dir)
     if not saved:
         return
-    saved_cfg = {"prompts": saved.get("prompts"), "generate": saved.get("generate"), "pretrain": saved.get("pretrain"),
-                 "fgl": saved.get("fgl"), "federate": saved.get("federate"),
-                 "init_pretrained": saved.get("simulate", {}).get("init_pretrained", False),
-                 "model": saved.get("federate", {}).get("model")}
+    saved_cfg = {
+        "prompts": saved.get("prompts"),
+        "generate": saved.get("generate"),
+        "pretrain": saved.get("pretrain"),
+        "fgl": saved.get("fgl"),
+        "federate": saved.get("federate"),
+        "init_pretrained": saved.get("simulate", {}).get("init_pretrained", False),
+        "model": saved.get("federate", {}).get("model"),
+    }
     for name, (output, deps) in stage_sections(cfg).items():
         if not (run_dir / output).exists():
             continue

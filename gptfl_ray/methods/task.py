@@ -39,9 +39,17 @@ def load_task(cfg: FederateConfig) -> Task:
         raise ConfigError("--init", f"model file {cfg.init} does not exist")
     dataset = load_dataset(d.dataset, data_dir=d.data_dir, download=d.download, seed=cfg.fl.seed)
     if d.clients > len(dataset.y_train):
-        raise ConfigError("--clients", f"{d.clients} clients but {d.dataset} has only {len(dataset.y_train)} training samples")
+        raise ConfigError(
+            "--clients", f"{d.clients} clients but {d.dataset} has only {len(dataset.y_train)} training samples"
+        )
     parts = partition(
-        dataset.y_train, d.clients, d.partition, seed=cfg.fl.seed, alpha=d.alpha,
-        min_client_size=d.min_client_size, shards_per_client=d.shards_per_client, groups=dataset.groups,
+        dataset.y_train,
+        d.clients,
+        d.partition,
+        seed=cfg.fl.seed,
+        alpha=d.alpha,
+        min_client_size=d.min_client_size,
+        shards_per_client=d.shards_per_client,
+        groups=dataset.groups,
     )
     return Task(dataset=dataset, parts=parts)

@@ -22,8 +22,14 @@ from torch import nn
 
 
 class FedAudioConvRNN(nn.Module):
-    def __init__(self, num_classes: int, n_mels: int = 128, conv_channels: tuple[int, int] = (64, 128),
-                 hidden: int = 128, dropout: float = 0.1):
+    def __init__(
+        self,
+        num_classes: int,
+        n_mels: int = 128,
+        conv_channels: tuple[int, int] = (64, 128),
+        hidden: int = 128,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         c1, c2 = conv_channels
         self.conv = nn.Sequential(

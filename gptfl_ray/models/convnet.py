@@ -15,8 +15,14 @@ from gptfl_ray.models.norms import norm2d
 
 
 class ConvNet(nn.Module):
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, norm: str = "instance",
-                 width: int = 128, depth: int = 3):
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        norm: str = "instance",
+        width: int = 128,
+        depth: int = 3,
+    ):
         super().__init__()
         channels, h, w = input_shape
         layers: list[nn.Module] = []

@@ -39,13 +39,20 @@ def describe(model_name: str, norm: str, dataset) -> dict[str, Any]:
 
     modality = dataset.modality
     if modality == "audio":
-        preprocessing = {"kind": "log-mel", "sample_rate": int(dataset.extra.get("sample_rate", 16_000)),
-                         "scale": 1.0 / float(dataset.max_value),
-                         "description": "waveform * scale -> FedAudio log-mel (128 mel bins, hop 160, n_fft 1024), per-clip standardised"}
+        preprocessing = {
+            "kind": "log-mel",
+            "sample_rate": int(dataset.extra.get("sample_rate", 16_000)),
+            "scale": 1.0 / float(dataset.max_value),
+            "description": "waveform * scale -> FedAudio log-mel (128 mel bins, hop 160, n_fft 1024), per-clip standardised",
+        }
     else:
-        preprocessing = {"kind": "scale-normalise", "max_value": float(dataset.max_value),
-                         "mean": list(dataset.mean), "std": list(dataset.std),
-                         "description": "x / max_value, then (x - mean) / std per channel"}
+        preprocessing = {
+            "kind": "scale-normalise",
+            "max_value": float(dataset.max_value),
+            "mean": list(dataset.mean),
+            "std": list(dataset.std),
+            "description": "x / max_value, then (x - mean) / std per channel",
+        }
     return {
         "format": FORMAT,
         "gptfl_ray_version": __version__,
@@ -117,7 +124,7 @@ class ExportedModel(torch.nn.Module):
     @torch.no_grad()
     def predict_proba(self, raw: Any, batch_size: int = 512) -> np.ndarray:
         x = torch.from_numpy(self.preprocess(raw))
-        out = [torch.softmax(self.net(x[s:s + batch_size]), 1) for s in range(0, len(x), batch_size)]
+        out = [torch.softmax(self.net(x[s : s + batch_size]), 1) for s in range(0, len(x), batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.class_names)), np.float32)
 
     def predict(self, raw: Any, batch_size: int = 512) -> np.ndarray:
@@ -134,10 +141,19 @@ def _preparer(meta: dict[str, Any]):
     empty = np.zeros((0, *raw_shape), np.float32)
     labels = np.zeros(0, np.int64)
     extra = {"sample_rate": pre["sample_rate"]} if meta["modality"] == "audio" else {}
-    return Dataset(name=meta.get("dataset", "exported"), modality=meta["modality"], class_names=tuple(meta["class_names"]),
-                   x_train=empty, y_train=labels, x_test=empty, y_test=labels,
-                   max_value=float(meta["max_value"]), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
-                   extra=extra)
+    return Dataset(
+        name=meta.get("dataset", "exported"),
+        modality=meta["modality"],
+        class_names=tuple(meta["class_names"]),
+        x_train=empty,
+        y_train=labels,
+        x_test=empty,
+        y_test=labels,
+        max_value=float(meta["max_value"]),
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
+        extra=extra,
+    )
 
 
 def load_model(path: str | Path) -> ExportedModel:
@@ -147,8 +163,11 @@ def load_model(path: str | Path) -> ExportedModel:
 
     meta = read_metadata(path)
     if meta.get("format") != FORMAT:
-        raise ConfigError("model file", f"{path} carries no gptfl-ray metadata (written before model export, "
-                                        "or by another tool); rebuild the model and use models.io.load_model_file")
+        raise ConfigError(
+            "model file",
+            f"{path} carries no gptfl-ray metadata (written before model export, "
+            "or by another tool); rebuild the model and use models.io.load_model_file",
+        )
     net = build_model(meta["model"], tuple(meta["input_shape"]), int(meta["num_classes"]), norm=meta["norm"])
     load_model_file(net, path, option="model file")
     return ExportedModel(net, meta)

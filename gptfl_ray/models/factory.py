@@ -15,7 +15,13 @@ class ModelFactory:
     """Builds the task's model with a fixed seed, so every process starts from the same init."""
 
     def __init__(self, name: str, input_shape: tuple[int, ...], num_classes: int, norm: str = "default", seed: int = 0):
-        self.name, self.input_shape, self.num_classes, self.norm, self.seed = name, tuple(input_shape), num_classes, norm, seed
+        self.name, self.input_shape, self.num_classes, self.norm, self.seed = (
+            name,
+            tuple(input_shape),
+            num_classes,
+            norm,
+            seed,
+        )
 
     def __call__(self) -> torch.nn.Module:
         torch.manual_seed(self.seed)

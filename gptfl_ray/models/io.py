@@ -17,7 +17,9 @@ from gptfl_ray.models.params import set_flat
 from gptfl_ray.runio import atomic_write_bytes
 
 
-def save_model_file(model: torch.nn.Module, params: np.ndarray | None, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+def save_model_file(
+    model: torch.nn.Module, params: np.ndarray | None, path: str | Path, metadata: dict[str, str] | None = None
+) -> Path:
     if params is not None:
         set_flat(model, params)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -8,8 +8,8 @@ family's own default (ConvNet: instance, ResNet/VGG: batch, cnn/mlp: none).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

@@ -17,11 +17,11 @@ CIFAR_STEM_MAX_PX = 64
 _FACTORIES = {"resnet18": resnet18, "resnet50": resnet50}
 
 
-def build_resnet(depth_name: str, input_shape: tuple[int, int, int], num_classes: int,
-                 norm: str = "batch") -> nn.Module:
+def build_resnet(
+    depth_name: str, input_shape: tuple[int, int, int], num_classes: int, norm: str = "batch"
+) -> nn.Module:
     channels, h, w = input_shape
-    model = _FACTORIES[depth_name](weights=None, num_classes=num_classes,
-                                   norm_layer=lambda c: norm2d(norm, c))
+    model = _FACTORIES[depth_name](weights=None, num_classes=num_classes, norm_layer=lambda c: norm2d(norm, c))
     if max(h, w) <= CIFAR_STEM_MAX_PX:
         model.conv1 = nn.Conv2d(channels, 64, 3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()

@@ -14,13 +14,18 @@ from torch import nn
 
 from gptfl_ray.models.norms import norm2d
 
-VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-             512, 512, 512, 512, "M")
+VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 
 
 class VGG(nn.Module):
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, norm: str = "batch",
-                 cfg: tuple = VGG19_CFG, hidden: int = 512):
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        norm: str = "batch",
+        cfg: tuple = VGG19_CFG,
+        hidden: int = 512,
+    ):
         super().__init__()
         channels, h, w = input_shape
         layers: list[nn.Module] = []

@@ -26,8 +26,11 @@ def light_dataset(dataset: Any) -> Any:
     """The Dataset with every sample array cut to zero rows (its `prepare` still works)."""
     if not dataclasses.is_dataclass(dataset):
         return dataset
-    empty = {f.name: getattr(dataset, f.name)[:0] for f in dataclasses.fields(dataset)
-             if isinstance(getattr(dataset, f.name), np.ndarray)}
+    empty = {
+        f.name: getattr(dataset, f.name)[:0]
+        for f in dataclasses.fields(dataset)
+        if isinstance(getattr(dataset, f.name), np.ndarray)
+    }
     return dataclasses.replace(dataset, **empty)
 
 
@@ -35,8 +38,10 @@ def decode_and_prepare(batch: dict[str, np.ndarray], target: dict, dataset: Any)
     """One block: encoded bytes -> raw samples -> prepared float32 model input."""
     fmt = TargetFormat.from_dict(target)
     raw = np.stack([decode_sample(bytes(b), fmt) for b in batch["data"]])
-    return {"x": np.ascontiguousarray(dataset.prepare(raw), dtype=np.float32),
-            "y": np.asarray(batch["label"], np.int64)}
+    return {
+        "x": np.ascontiguousarray(dataset.prepare(raw), dtype=np.float32),
+        "y": np.asarray(batch["label"], np.int64),
+    }
 
 
 def synthetic_train_dataset(run_dir: str | Path, dataset: Any, rows_per_block: int | None = None):
@@ -47,9 +52,12 @@ def synthetic_train_dataset(run_dir: str | Path, dataset: Any, rows_per_block: i
     check_manifest_matches(manifest, dataset)
     paths = [str(p) for p in shard_paths(run_dir, manifest)]
     ds = ray.data.read_parquet(paths, columns=["data", "label"], override_num_blocks=len(paths))
-    return ds.map_batches(decode_and_prepare, batch_format="numpy", batch_size=rows_per_block,
-                          fn_kwargs={"target": TargetFormat.from_dataset(dataset).to_dict(),
-                                     "dataset": light_dataset(dataset)})
+    return ds.map_batches(
+        decode_and_prepare,
+        batch_format="numpy",
+        batch_size=rows_per_block,
+        fn_kwargs={"target": TargetFormat.from_dataset(dataset).to_dict(), "dataset": light_dataset(dataset)},
+    )
 
 
 def num_synthetic_rows(run_dir: str | Path) -> int:

@@ -55,9 +55,13 @@ def _batches(config: dict, epoch: int, device, data: dict | None, shard):
             yield xb.to(device), yb.to(device)
         return
     n = config["num_rows"]
-    for batch in shard.iter_torch_batches(batch_size=bs, drop_last=n > bs * config.get("world_size", 1),
-                                          local_shuffle_buffer_size=min(LOCAL_SHUFFLE_ROWS, max(bs, n)),
-                                          local_shuffle_seed=epoch_seed(config["seed"], epoch, 0), device=device):
+    for batch in shard.iter_torch_batches(
+        batch_size=bs,
+        drop_last=n > bs * config.get("world_size", 1),
+        local_shuffle_buffer_size=min(LOCAL_SHUFFLE_ROWS, max(bs, n)),
+        local_shuffle_seed=epoch_seed(config["seed"], epoch, 0),
+        device=device,
+    ):
         yield batch["x"], batch["y"]
 
 
@@ -106,14 +110,16 @@ def train_loop_per_worker(config: dict) -> None:
         data = {"x_t": torch.tensor(data["x"]), "y_t": torch.tensor(data["y"])}
     if held_out is not None:
         held_out = {k: torch.tensor(v).to(device) for k, v in held_out.items()}
-    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"]
+    )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config["epochs"])
 
     history, best_val, start = [], -1.0, 1
     with tempfile.TemporaryDirectory() as keep:
         best_path = os.path.join(keep, "best.safetensors")
         if resume is not None:
-            with (resume.as_directory() if hasattr(resume, "as_directory") else _plain_dir(resume)) as d:
+            with resume.as_directory() if hasattr(resume, "as_directory") else _plain_dir(resume) as d:
                 done, history, best_val, best_bytes = _restore(d, model, opt, sched)
             with open(best_path, "wb") as fh:
                 fh.write(best_bytes)
@@ -139,7 +145,12 @@ def train_loop_per_worker(config: dict) -> None:
                 continue
             ev = evaluate(_unwrap(model), None, held_out["x_test"], held_out["y_test"])
             if "x_val" in held_out:
-                ev.update({f"val_{k}": v for k, v in evaluate(_unwrap(model), None, held_out["x_val"], held_out["y_val"]).items()})
+                ev.update(
+                    {
+                        f"val_{k}": v
+                        for k, v in evaluate(_unwrap(model), None, held_out["x_val"], held_out["y_val"]).items()
+                    }
+                )
             row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), **ev}
             history.append(row)
             score = ev.get("val_accuracy", float(epoch))  # selection reads validation only
@@ -152,8 +163,10 @@ def train_loop_per_worker(config: dict) -> None:
                 dst.write(src.read())
             with open(os.path.join(ckpt_dir, "history.json"), "w") as fh:
                 json.dump(history, fh)
-            torch.save({"epoch": epoch, "opt": opt.state_dict(), "sched": sched.state_dict(), "best_val": best_val},
-                       os.path.join(ckpt_dir, "state.pt"))
+            torch.save(
+                {"epoch": epoch, "opt": opt.state_dict(), "sched": sched.state_dict(), "best_val": best_val},
+                os.path.join(ckpt_dir, "state.pt"),
+            )
             if in_ray:
                 ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir))
             else:
@@ -173,9 +186,13 @@ class _plain_dir:
         return False
 
 
-def eval_payload(x_test: np.ndarray, y_test: np.ndarray, x_val: np.ndarray | None = None,
-                 y_val: np.ndarray | None = None) -> dict:
-    out = {"x_test": np.ascontiguousarray(x_test, dtype=np.float32), "y_test": np.ascontiguousarray(y_test, dtype=np.int64)}
+def eval_payload(
+    x_test: np.ndarray, y_test: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None
+) -> dict:
+    out = {
+        "x_test": np.ascontiguousarray(x_test, dtype=np.float32),
+        "y_test": np.ascontiguousarray(y_test, dtype=np.int64),
+    }
     if y_val is not None and len(y_val):
         out["x_val"] = np.ascontiguousarray(x_val, dtype=np.float32)
         out["y_val"] = np.ascontiguousarray(y_val, dtype=np.int64)

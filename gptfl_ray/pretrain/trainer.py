@@ -25,9 +25,9 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -57,15 +57,26 @@ class PretrainResult:
 
 def _loop_config(cfg: PretrainConfig, factory: ModelFactory, dataset: Dataset) -> dict:
     return {
-        "model_fn": factory, "seed": cfg.seed, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-        "lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay, "augment": cfg.augment,
-        "dataset": dataset.name, "modality": dataset.modality,
+        "model_fn": factory,
+        "seed": cfg.seed,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "momentum": cfg.momentum,
+        "weight_decay": cfg.weight_decay,
+        "augment": cfg.augment,
+        "dataset": dataset.name,
+        "modality": dataset.modality,
     }
 
 
 def _held_out(dataset: Dataset) -> dict:
-    return eval_payload(dataset.prepare(dataset.x_test), dataset.y_test,
-                        dataset.prepare(dataset.x_val) if dataset.has_validation else None, dataset.y_val)
+    return eval_payload(
+        dataset.prepare(dataset.x_test),
+        dataset.y_test,
+        dataset.prepare(dataset.x_val) if dataset.has_validation else None,
+        dataset.y_val,
+    )
 
 
 def pretrain_on_shards(
@@ -87,18 +98,39 @@ def pretrain_on_shards(
     manifest = read_manifest(synth_run_dir)
     if cfg.train_workers == 0:
         x, y = load_synthetic(synth_run_dir, dataset)
-        return pretrain(cfg, factory, dataset, x, y, out_dir, on_epoch, init_params, data_sha256=manifest.get("sha256"),
-                        epoch_budget=epoch_budget)
+        return pretrain(
+            cfg,
+            factory,
+            dataset,
+            x,
+            y,
+            out_dir,
+            on_epoch,
+            init_params,
+            data_sha256=manifest.get("sha256"),
+            epoch_budget=epoch_budget,
+        )
     from gptfl_ray.pretrain.ingest import synthetic_train_dataset
 
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    loop_cfg = {**_loop_config(cfg, factory, dataset), "init_params": init_params,
-                "num_rows": int(manifest["total_rows"]), "epoch_budget": epoch_budget}
+    loop_cfg = {
+        **_loop_config(cfg, factory, dataset),
+        "init_params": init_params,
+        "num_rows": int(manifest["total_rows"]),
+        "epoch_budget": epoch_budget,
+    }
     train = synthetic_train_dataset(synth_run_dir, dataset)
-    _fit_with_ray_train(cfg, loop_cfg, {"train": train}, _held_out(dataset), out, on_epoch,
-                        _fingerprint(loop_cfg, manifest.get("sha256")))
+    _fit_with_ray_train(
+        cfg,
+        loop_cfg,
+        {"train": train},
+        _held_out(dataset),
+        out,
+        on_epoch,
+        _fingerprint(loop_cfg, manifest.get("sha256")),
+    )
     return _finish(out, t0, factory, dataset)
 
 
@@ -118,10 +150,16 @@ def pretrain(
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train = {"x": np.ascontiguousarray(dataset.prepare(x_syn_raw), dtype=np.float32),
-             "y": np.ascontiguousarray(y_syn, dtype=np.int64)}
-    loop_cfg = {**_loop_config(cfg, factory, dataset), "init_params": init_params, "num_rows": len(y_syn),
-                "epoch_budget": epoch_budget}
+    train = {
+        "x": np.ascontiguousarray(dataset.prepare(x_syn_raw), dtype=np.float32),
+        "y": np.ascontiguousarray(y_syn, dtype=np.int64),
+    }
+    loop_cfg = {
+        **_loop_config(cfg, factory, dataset),
+        "init_params": init_params,
+        "num_rows": len(y_syn),
+        "epoch_budget": epoch_budget,
+    }
     digest = data_sha256 or hashlib.sha256(train["x"].tobytes() + train["y"].tobytes()).hexdigest()
     fingerprint = _fingerprint(loop_cfg, digest)
     if cfg.train_workers == 0:
@@ -129,8 +167,9 @@ def pretrain(
     else:
         import ray
 
-        _fit_with_ray_train(cfg, {**loop_cfg, "data": ray.put(train)}, None, _held_out(dataset), out, on_epoch,
-                            fingerprint)
+        _fit_with_ray_train(
+            cfg, {**loop_cfg, "data": ray.put(train)}, None, _held_out(dataset), out, on_epoch, fingerprint
+        )
     return _finish(out, t0, factory, dataset)
 
 
@@ -176,7 +215,11 @@ def _same_settings(folder: Path, fingerprint: dict) -> bool:
 
 
 def _copy_checkpoint(src: Path, out: Path) -> None:
-    for name, dest in (("last.safetensors", "model.safetensors"), ("best.safetensors", "best.safetensors"), ("history.json", "history.json")):
+    for name, dest in (
+        ("last.safetensors", "model.safetensors"),
+        ("best.safetensors", "best.safetensors"),
+        ("history.json", "history.json"),
+    ):
         tmp = out / f".{dest}.tmp"
         shutil.copyfile(src / name, tmp)
         tmp.replace(out / dest)
@@ -199,8 +242,9 @@ def _fit_in_process(loop_cfg: dict, train: dict, held_out: dict, out: Path, on_e
         if on_epoch:
             on_epoch(row["epoch"])
 
-    train_loop_per_worker({**loop_cfg, "data": train, "eval": held_out, "in_ray": False, "report": report,
-                           "threads": 1, "resume": resume})
+    train_loop_per_worker(
+        {**loop_cfg, "data": train, "eval": held_out, "in_ray": False, "report": report, "threads": 1, "resume": resume}
+    )
     if _finished(out, loop_cfg["epochs"]):
         shutil.rmtree(resume_dir, ignore_errors=True)
 
@@ -218,8 +262,9 @@ def _progress_callback(queue):
     return Progress()
 
 
-def _fit_with_ray_train(cfg: PretrainConfig, loop_cfg: dict, datasets: dict | None, held_out: dict, out: Path,
-                        on_epoch, fingerprint: dict) -> None:
+def _fit_with_ray_train(
+    cfg: PretrainConfig, loop_cfg: dict, datasets: dict | None, held_out: dict, out: Path, on_epoch, fingerprint: dict
+) -> None:
     import ray
     from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -252,8 +297,12 @@ def _fit_with_ray_train(cfg: PretrainConfig, loop_cfg: dict, datasets: dict | No
         train_loop_per_worker,
         train_loop_config={**loop_cfg, "eval": ray.put(held_out), "in_ray": True, "threads": 1},
         scaling_config=ScalingConfig(num_workers=cfg.train_workers, use_gpu=use_gpu, resources_per_worker=resources),
-        run_config=RunConfig(name="pretrain", storage_path=str(storage), callbacks=callbacks,
-                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
+        run_config=RunConfig(
+            name="pretrain",
+            storage_path=str(storage),
+            callbacks=callbacks,
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+        ),
         datasets=datasets,
         dataset_config=_ingest_config(DataConfig) if datasets else None,
     )
@@ -280,8 +329,11 @@ def check_ingest_cpus(workers: int, cluster_cpus: float) -> None:
     from gptfl_ray.errors import ConfigError
 
     if cluster_cpus - workers < 1:
-        raise ConfigError("--train-workers", f"{workers} workers hold all {cluster_cpus:g} CPUs of the Ray cluster and "
-                                             "leave none for Ray Data's decoding; use fewer workers or --train-workers 0")
+        raise ConfigError(
+            "--train-workers",
+            f"{workers} workers hold all {cluster_cpus:g} CPUs of the Ray cluster and "
+            "leave none for Ray Data's decoding; use fewer workers or --train-workers 0",
+        )
 
 
 def _ingest_config(DataConfig):

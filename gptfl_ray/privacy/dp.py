@@ -78,18 +78,40 @@ class DPConfig:
         if self.dp_epsilon is not None:
             _check(self.dp_epsilon > 0, "--dp-epsilon", f"must be > 0, got {self.dp_epsilon}")
         _check(0 < self.dp_delta < 1, "--dp-delta", f"must be in (0, 1), got {self.dp_delta}")
-        _check(self.dp_clip > 0 and math.isfinite(self.dp_clip), "--dp-clip", f"must be a positive number, got {self.dp_clip}")
+        _check(
+            self.dp_clip > 0 and math.isfinite(self.dp_clip),
+            "--dp-clip",
+            f"must be a positive number, got {self.dp_clip}",
+        )
         if self.dp_clip_quantile is not None:
-            _check(0 < self.dp_clip_quantile < 1, "--dp-clip-quantile", f"must be in (0, 1), got {self.dp_clip_quantile}")
+            _check(
+                0 < self.dp_clip_quantile < 1, "--dp-clip-quantile", f"must be in (0, 1), got {self.dp_clip_quantile}"
+            )
         _check(self.dp_clip_lr > 0, "--dp-clip-lr", f"must be > 0, got {self.dp_clip_lr}")
         if self.dp_clip_noise is not None:
             _check(self.dp_clip_noise > 0, "--dp-clip-noise", f"must be > 0, got {self.dp_clip_noise}")
-        _check(self.dp_sampling in SAMPLINGS, "--dp-sampling", f"unknown sampling {self.dp_sampling!r}; choose from {', '.join(SAMPLINGS)}")
-        _check(self.dp_weighting in WEIGHTINGS, "--dp-weighting", f"unknown weighting {self.dp_weighting!r}; choose from {', '.join(WEIGHTINGS)}")
+        _check(
+            self.dp_sampling in SAMPLINGS,
+            "--dp-sampling",
+            f"unknown sampling {self.dp_sampling!r}; choose from {', '.join(SAMPLINGS)}",
+        )
+        _check(
+            self.dp_weighting in WEIGHTINGS,
+            "--dp-weighting",
+            f"unknown weighting {self.dp_weighting!r}; choose from {', '.join(WEIGHTINGS)}",
+        )
         _check(self.dp_weight_cap > 0, "--dp-weight-cap", f"must be > 0, got {self.dp_weight_cap}")
-        _check(self.dp_accountant in ACCOUNTANTS, "--dp-accountant", f"unknown accountant {self.dp_accountant!r}; choose from {', '.join(ACCOUNTANTS)}")
+        _check(
+            self.dp_accountant in ACCOUNTANTS,
+            "--dp-accountant",
+            f"unknown accountant {self.dp_accountant!r}; choose from {', '.join(ACCOUNTANTS)}",
+        )
         if self.dp_accountant == "pld":
-            _check(self.dp_sampling == "poisson", "--dp-accountant", "the PLD accountant handles Poisson sampling only; use --dp-sampling poisson or --dp-accountant rdp")
+            _check(
+                self.dp_sampling == "poisson",
+                "--dp-accountant",
+                "the PLD accountant handles Poisson sampling only; use --dp-sampling poisson or --dp-accountant rdp",
+            )
 
     @property
     def enabled(self) -> bool:
@@ -111,9 +133,16 @@ def check_compatible(dp: DPConfig, fl, devices, num_clients: int | None = None) 
         bit_noise = dp.dp_clip_noise if dp.dp_clip_noise is not None else min(k, num_clients) / 20.0  # as DPMechanism
         split_noise(dp.dp_noise, bit_noise, 0.5 if dp.dp_sampling == "poisson" else 1.0)
     option = "--dp-noise" if dp.dp_noise is not None else "--dp-epsilon"
-    _check(fl.strategy != "scaffold", option, "SCAFFOLD's control variates would leave the server un-noised; use another --strategy")
-    _check(devices.availability == "always", "--availability",
-           "the DP accountant assumes every client can be sampled in every round; use --availability always with --dp-noise/--dp-epsilon")
+    _check(
+        fl.strategy != "scaffold",
+        option,
+        "SCAFFOLD's control variates would leave the server un-noised; use another --strategy",
+    )
+    _check(
+        devices.availability == "always",
+        "--availability",
+        "the DP accountant assumes every client can be sampled in every round; use --availability always with --dp-noise/--dp-epsilon",
+    )
 
 
 # ---------------------------------------------------------------- client side
@@ -134,8 +163,9 @@ def client_weight(num_samples: int, weighting: str, cap: float) -> float:
     return min(float(num_samples) / cap, 1.0)
 
 
-def client_contribution(delta: np.ndarray, num_samples: int, clip: float, weighting: str, cap: float,
-                        with_bit: bool) -> np.ndarray:
+def client_contribution(
+    delta: np.ndarray, num_samples: int, clip: float, weighting: str, cap: float, with_bit: bool
+) -> np.ndarray:
     """What a DP client sends: w_i * clip_C(Delta_i), then b_i - 1/2 when clipping is adaptive."""
     clipped, norm = clip_update(delta, clip)
     vec = client_weight(num_samples, weighting, cap) * clipped
@@ -152,7 +182,9 @@ def noise_rng(seed: int, round_idx: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(round_idx), _NOISE_TAG])
 
 
-def adaptive_clip_step(clip: float, noisy_centred_bits: float, expected_clients: float, quantile: float, lr: float) -> float:
+def adaptive_clip_step(
+    clip: float, noisy_centred_bits: float, expected_clients: float, quantile: float, lr: float
+) -> float:
     """Andrew et al. 2021, geometric update: C * exp(-eta * (b~ - gamma))."""
     frac = noisy_centred_bits / expected_clients + 0.5
     return float(clip * math.exp(-lr * (frac - quantile)))
@@ -162,9 +194,12 @@ def split_noise(z: float, bit_noise: float, bit_sensitivity: float) -> float:
     """The update query's multiplier z_D such that both queries together have multiplier z."""
     z_bits = bit_noise / bit_sensitivity
     if z_bits <= z:
-        raise ConfigError("--dp-clip-noise", f"the clip-bit noise {bit_noise:g} leaves no budget for the update "
-                          f"(it needs a bit-noise multiplier above z = {z:.3g}; raise --dp-clip-noise or lower the noise)")
-    return (z ** -2 - z_bits ** -2) ** -0.5
+        raise ConfigError(
+            "--dp-clip-noise",
+            f"the clip-bit noise {bit_noise:g} leaves no budget for the update "
+            f"(it needs a bit-noise multiplier above z = {z:.3g}; raise --dp-clip-noise or lower the noise)",
+        )
+    return (z**-2 - z_bits**-2) ** -0.5
 
 
 # ---------------------------------------------------------------- accounting
@@ -191,8 +226,9 @@ def _accountant(kind: str, sampling: str):
 
 
 @lru_cache(maxsize=4096)
-def epsilon(z: float, rounds: int, delta: float, *, sampling: str, num_clients: int, sample_rate: float,
-            accountant: str = "rdp") -> float:
+def epsilon(
+    z: float, rounds: int, delta: float, *, sampling: str, num_clients: int, sample_rate: float, accountant: str = "rdp"
+) -> float:
     """Epsilon at `delta` after `rounds` sampled Gaussian rounds with multiplier z."""
     if rounds <= 0:
         return 0.0
@@ -201,8 +237,16 @@ def epsilon(z: float, rounds: int, delta: float, *, sampling: str, num_clients: 
     return float(acc.get_epsilon(delta))
 
 
-def calibrate_noise(target_epsilon: float, rounds: int, delta: float, *, sampling: str, num_clients: int,
-                    sample_rate: float, accountant: str = "rdp") -> float:
+def calibrate_noise(
+    target_epsilon: float,
+    rounds: int,
+    delta: float,
+    *,
+    sampling: str,
+    num_clients: int,
+    sample_rate: float,
+    accountant: str = "rdp",
+) -> float:
     """The smallest z whose epsilon after `rounds` is at most `target_epsilon` (dp-accounting's search)."""
     import dp_accounting as dpa
 
@@ -211,9 +255,15 @@ def calibrate_noise(target_epsilon: float, rounds: int, delta: float, *, samplin
         z = dpa.calibrate_dp_mechanism(
             lambda: _accountant(accountant, sampling),
             lambda x: _event(x, rounds, sampling, num_clients, sample_rate),
-            target_epsilon, delta, bracket_interval=dpa.LowerEndpointAndGuess(0.05, 1.0), tol=1e-4)
+            target_epsilon,
+            delta,
+            bracket_interval=dpa.LowerEndpointAndGuess(0.05, 1.0),
+            tol=1e-4,
+        )
     except Exception as exc:  # no bracket: the target needs more noise than 2^30 or less than 0.05
-        raise ConfigError("--dp-epsilon", f"cannot reach epsilon {target_epsilon:g} at delta {delta:g} in {rounds} rounds ({exc})") from None
+        raise ConfigError(
+            "--dp-epsilon", f"cannot reach epsilon {target_epsilon:g} at delta {delta:g} in {rounds} rounds ({exc})"
+        ) from None
     return float(z)
 
 
@@ -238,8 +288,17 @@ class DPMechanism:
     updates are kept (over-selection keeps only the first k), which sets the denominator.
     """
 
-    def __init__(self, cfg: DPConfig, *, num_clients: int, client_sizes, sample_rate: float, rounds: int,
-                 seed: int, keep_rate: float | None = None):
+    def __init__(
+        self,
+        cfg: DPConfig,
+        *,
+        num_clients: int,
+        client_sizes,
+        sample_rate: float,
+        rounds: int,
+        seed: int,
+        keep_rate: float | None = None,
+    ):
         if not cfg.enabled:
             raise ValueError("DPMechanism needs dp_noise or dp_epsilon")
         self.cfg = cfg
@@ -247,12 +306,21 @@ class DPMechanism:
         self.num_clients = int(num_clients)
         self.sample_rate = float(sample_rate)
         self.rounds = int(rounds)
-        _check(0 < self.sample_rate <= 1, "--sample-rate", f"the DP sampling rate must be in (0, 1], got {self.sample_rate}")
+        _check(
+            0 < self.sample_rate <= 1,
+            "--sample-rate",
+            f"the DP sampling rate must be in (0, 1], got {self.sample_rate}",
+        )
         self.sensitivity = 1.0 if cfg.dp_sampling == "poisson" else 2.0
         total_weight = float(sum(client_weight(int(n), cfg.dp_weighting, cfg.dp_weight_cap) for n in client_sizes))
         self.denominator = (keep_rate if keep_rate is not None else self.sample_rate) * total_weight
         self.expected_clients = self.sample_rate * self.num_clients
-        acct = dict(sampling=cfg.dp_sampling, num_clients=self.num_clients, sample_rate=self.sample_rate, accountant=cfg.dp_accountant)
+        acct = dict(
+            sampling=cfg.dp_sampling,
+            num_clients=self.num_clients,
+            sample_rate=self.sample_rate,
+            accountant=cfg.dp_accountant,
+        )
         self._acct = acct
         if cfg.dp_noise is not None:
             self.z = float(cfg.dp_noise)
@@ -282,12 +350,26 @@ class DPMechanism:
         next_clip = clip
         if self.with_bit:
             bits = float(s[dim]) + float(rng.normal(0.0, self.bit_noise))
-            next_clip = adaptive_clip_step(clip, bits, self.expected_clients, self.cfg.dp_clip_quantile, self.cfg.dp_clip_lr)
-        return DPRelease(delta=(noisy / self.denominator).astype(np.float32), next_clip=next_clip, noise_std=std,
-                         epsilon=self.epsilon(round_idx))
+            next_clip = adaptive_clip_step(
+                clip, bits, self.expected_clients, self.cfg.dp_clip_quantile, self.cfg.dp_clip_lr
+            )
+        return DPRelease(
+            delta=(noisy / self.denominator).astype(np.float32),
+            next_clip=next_clip,
+            noise_std=std,
+            epsilon=self.epsilon(round_idx),
+        )
 
     def describe(self) -> dict:
-        return {"noise_multiplier": self.z, "update_noise_multiplier": self.z_update, "bit_noise": self.bit_noise,
-                "sensitivity_per_clip": self.sensitivity, "denominator": self.denominator, "sample_rate": self.sample_rate,
-                "sampling": self.cfg.dp_sampling, "accountant": self.cfg.dp_accountant, "delta": self.cfg.dp_delta,
-                "epsilon_at_end": self.epsilon(self.rounds)}
+        return {
+            "noise_multiplier": self.z,
+            "update_noise_multiplier": self.z_update,
+            "bit_noise": self.bit_noise,
+            "sensitivity_per_clip": self.sensitivity,
+            "denominator": self.denominator,
+            "sample_rate": self.sample_rate,
+            "sampling": self.cfg.dp_sampling,
+            "accountant": self.cfg.dp_accountant,
+            "delta": self.cfg.dp_delta,
+            "epsilon_at_end": self.epsilon(self.rounds),
+        }

@@ -96,8 +96,7 @@ class IBLTParams:
             raise ConfigError("max_key_bytes", f"must be in [1, 4096], got {self.max_key_bytes!r}")
         # Below 2^16 a chunk holds a single byte and counts could wrap; above 2^62 two residues
         # no longer add without overflow in the secure sum.
-        if not (isinstance(self.prime, int) and (1 << 16) < self.prime <= (1 << 62)
-                and _is_prime(self.prime)):
+        if not (isinstance(self.prime, int) and (1 << 16) < self.prime <= (1 << 62) and _is_prime(self.prime)):
             raise ConfigError("prime", f"must be a prime in (2^16, 2^62], got {self.prime!r}")
 
     @property
@@ -127,8 +126,9 @@ class IBLTParams:
         return self.cells * self.width
 
     def _hash(self, tag: bytes, key: bytes) -> int:
-        h = hashlib.blake2b(key, digest_size=16, key=self.seed.to_bytes(16, "big", signed=True),
-                            person=tag.ljust(16, b"\0"))
+        h = hashlib.blake2b(
+            key, digest_size=16, key=self.seed.to_bytes(16, "big", signed=True), person=tag.ljust(16, b"\0")
+        )
         return int.from_bytes(h.digest(), "big")
 
     def key_bytes(self, name: str) -> bytes:
@@ -138,8 +138,10 @@ class IBLTParams:
         # Clients may write the same label in composed or decomposed Unicode; one form per name.
         raw = unicodedata.normalize("NFC", name).encode("utf-8")
         if len(raw) > self.max_key_bytes:
-            raise ConfigError("label name", f"{name[:40]!r} is {len(raw)} bytes in UTF-8, more "
-                              f"than max_key_bytes={self.max_key_bytes}")
+            raise ConfigError(
+                "label name",
+                f"{name[:40]!r} is {len(raw)} bytes in UTF-8, more than max_key_bytes={self.max_key_bytes}",
+            )
         body = len(raw).to_bytes(LEN_BYTES, "big") + raw
         return body.ljust(self.chunks * self.chunk_bytes, b"\0")
 
@@ -159,8 +161,9 @@ def encode(names: Iterable[str], params: IBLTParams) -> np.ndarray:
     """One client's table: each distinct name inserted once (count 1), as a flat int64 vector."""
     keys = sorted({params.key_bytes(name) for name in names})
     if len(keys) > params.capacity:
-        raise ConfigError("capacity", f"a client holds {len(keys)} distinct label names, "
-                          f"more than capacity={params.capacity}")
+        raise ConfigError(
+            "capacity", f"a client holds {len(keys)} distinct label names, more than capacity={params.capacity}"
+        )
     table = np.zeros((params.cells, params.width), dtype=np.int64)
     p = params.prime
     for key in keys:
@@ -188,9 +191,7 @@ def _parse_key(chunks: list[int], params: IBLTParams) -> tuple[bytes, str] | Non
         return None
 
 
-def decode(
-    table: np.ndarray, params: IBLTParams, contributors: int | None = None
-) -> dict[str, int]:
+def decode(table: np.ndarray, params: IBLTParams, contributors: int | None = None) -> dict[str, int]:
     """Names in a (summed) table and how many clients inserted each.
 
     Raises IBLTOverflowError, naming a capacity to use, when peeling cannot empty the table.
@@ -199,8 +200,10 @@ def decode(
     p, w, k = params.prime, params.width, params.chunks
     flat = np.asarray(table, dtype=np.int64)
     if flat.shape != (params.size,):
-        raise ConfigError("table", f"expected a flat vector of {params.size} residues for these "
-                          f"IBLT parameters, got shape {flat.shape}")
+        raise ConfigError(
+            "table",
+            f"expected a flat vector of {params.size} residues for these IBLT parameters, got shape {flat.shape}",
+        )
     cells = [[int(v) for v in row] for row in flat.reshape(params.cells, w)]
     found: dict[str, int] = {}
     queue = list(range(params.cells))
@@ -231,8 +234,9 @@ def decode(
         # (client, name) entries still encoded; it bounds how many distinct names remain.
         remaining = sum(c[k] for c in cells) % p * pow(params.hashes, p - 2, p) % p
         if remaining > 1 << 40:
-            raise ConfigError("table", "the label table is not a sum of valid client tables "
-                              "(its counts are inconsistent)")
+            raise ConfigError(
+                "table", "the label table is not a sum of valid client tables (its counts are inconsistent)"
+            )
         n = max(1, contributors or 1)
         lo = len(found) + math.ceil(remaining / n)
         hi = len(found) + remaining

@@ -73,11 +73,15 @@ def private_label_union(
     up = down = attempts = 0
     while True:
         attempts += 1
-        params = iblt.IBLTParams(capacity=cap, hashes=hashes, max_key_bytes=max_key_bytes,
-                                 seed=seed)
+        params = iblt.IBLTParams(capacity=cap, hashes=hashes, max_key_bytes=max_key_bytes, seed=seed)
         tables = {i: iblt.encode(names, params) for i, names in enumerate(sets)}
-        result = secure_sum_int(tables, params.prime, threshold=threshold, dropout=gone,
-                                rng_seed=None if rng_seed is None else rng_seed + attempts)
+        result = secure_sum_int(
+            tables,
+            params.prime,
+            threshold=threshold,
+            dropout=gone,
+            rng_seed=None if rng_seed is None else rng_seed + attempts,
+        )
         up, down = up + result.bytes_up, down + result.bytes_down
         try:
             counts = iblt.decode(result.total, params, contributors=len(result.survivors))

@@ -55,9 +55,7 @@ def quantization_error_bound(n: int, clip: float, bits: int) -> float:
 def quantize(x: np.ndarray, clip: float, bits: int) -> np.ndarray:
     """Signed fixed-point integers in [-Q, Q] (int64)."""
     q = levels(bits)
-    return np.rint(np.clip(np.asarray(x, dtype=np.float64), -clip, clip) * (q / clip)).astype(
-        np.int64
-    )
+    return np.rint(np.clip(np.asarray(x, dtype=np.float64), -clip, clip) * (q / clip)).astype(np.int64)
 
 
 def dequantize(s: np.ndarray, clip: float, bits: int) -> np.ndarray:

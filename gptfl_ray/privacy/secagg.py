@@ -116,8 +116,7 @@ class Advertisement:
         if len(raw) != ADVERT_BYTES:
             raise SecAggAbort(f"a key advertisement has {len(raw)} bytes, expected {ADVERT_BYTES}")
         i = ID_BYTES
-        return cls(int.from_bytes(raw[:i], "big"), raw[i : i + 32], raw[i + 32 : i + 64],
-                   raw[i + 64 :])
+        return cls(int.from_bytes(raw[:i], "big"), raw[i : i + 32], raw[i + 32 : i + 64], raw[i + 64 :])
 
 
 @dataclass(frozen=True)
@@ -172,20 +171,25 @@ class Client:
         self._pos: dict[int, int] = {}
 
     def advertise(self) -> bytes:
-        ad = Advertisement(self.cid, _public_bytes(self._c_sk), _public_bytes(self._s_sk),
-                           commit(self._b, "self-mask", self.spec.session, self.cid))
+        ad = Advertisement(
+            self.cid,
+            _public_bytes(self._c_sk),
+            _public_bytes(self._s_sk),
+            commit(self._b, "self-mask", self.spec.session, self.cid),
+        )
         return ad.to_bytes()
 
     def share_keys(self, roster: Mapping[int, Advertisement]) -> dict[int, bytes]:
         if len(roster) < self.spec.threshold or self.cid not in roster:
-            raise SecAggAbort(f"client {self.cid}: roster of {len(roster)} is below threshold "
-                              f"{self.spec.threshold} or omits this client")
+            raise SecAggAbort(
+                f"client {self.cid}: roster of {len(roster)} is below threshold "
+                f"{self.spec.threshold} or omits this client"
+            )
         self._roster = dict(sorted(roster.items()))
         ids = list(self._roster)
         self._pos = {cid: i for i, cid in enumerate(ids)}
         me = self._pos[self.cid]
-        shares = shamir.deal([self._b, self._s_sk_raw], len(ids), self.spec.threshold,
-                             self._shamir_stream)
+        shares = shamir.deal([self._b, self._s_sk_raw], len(ids), self.spec.threshold, self._shamir_stream)
         packed = shamir.share_to_bytes(shares)  # one conversion for all parties
         size = shamir.SHARE_BYTES
         out: dict[int, bytes] = {}
@@ -196,16 +200,14 @@ class Client:
                 self._held[v] = (sb, ss)
                 continue
             shared = _agree(self._c_sk, roster[v].c_pk, v)
-            key = AESGCM(derive_key(shared, "share-channel", self.spec.session,
-                                    min(self.cid, v), max(self.cid, v)))
+            key = AESGCM(derive_key(shared, "share-channel", self.spec.session, min(self.cid, v), max(self.cid, v)))
             self._channel[v] = key
             plaintext = self.cid.to_bytes(ID_BYTES, "big") + v.to_bytes(ID_BYTES, "big") + sb + ss
             out[v] = key.encrypt(_nonce(me), plaintext, self._aad(self.cid, v))
         return out
 
     def _aad(self, sender: int, recipient: int) -> bytes:
-        return (self.spec.session + sender.to_bytes(ID_BYTES, "big")
-                + recipient.to_bytes(ID_BYTES, "big"))
+        return self.spec.session + sender.to_bytes(ID_BYTES, "big") + recipient.to_bytes(ID_BYTES, "big")
 
     def masked_input(self, inbox: Mapping[int, bytes], x: np.ndarray) -> np.ndarray:
         """Checks and stores the received shares, then returns x masked (x in ring residues)."""
@@ -216,18 +218,19 @@ class Client:
             try:
                 pt = key.decrypt(_nonce(self._pos[sender]), ct, self._aad(sender, self.cid))
             except InvalidTag:
-                raise SecAggAbort(f"client {self.cid}: the shares sent by client {sender} failed "
-                                  "authentication (altered in transit); aborting") from None
+                raise SecAggAbort(
+                    f"client {self.cid}: the shares sent by client {sender} failed "
+                    "authentication (altered in transit); aborting"
+                ) from None
             i = ID_BYTES
-            if (int.from_bytes(pt[:i], "big"), int.from_bytes(pt[i:2 * i], "big")) != (
-                    sender, self.cid):
+            if (int.from_bytes(pt[:i], "big"), int.from_bytes(pt[i : 2 * i], "big")) != (sender, self.cid):
                 raise SecAggAbort(f"client {self.cid}: shares from {sender} name the wrong parties")
-            self._held[sender] = (pt[2 * i: 2 * i + shamir.SHARE_BYTES],
-                                  pt[2 * i + shamir.SHARE_BYTES:])
+            self._held[sender] = (pt[2 * i : 2 * i + shamir.SHARE_BYTES], pt[2 * i + shamir.SHARE_BYTES :])
         self._u2 = sorted(set(inbox) | {self.cid})
         if len(self._u2) < self.spec.threshold:
-            raise SecAggAbort(f"client {self.cid}: only {len(self._u2)} clients shared keys, "
-                              f"below threshold {self.spec.threshold}")
+            raise SecAggAbort(
+                f"client {self.cid}: only {len(self._u2)} clients shared keys, below threshold {self.spec.threshold}"
+            )
         ring, n = self.spec.ring, self.spec.length
         y = ring.element(x)
         ring.add_(y, ring.uniform(KeyStream(derive_key(self._b, "self-mask-prg")), n))
@@ -243,8 +246,10 @@ class Client:
         """Shares of b for survivors, then of s_sk for dropped clients, in id order."""
         alive = sorted(survivors)
         if len(alive) < self.spec.threshold or not set(alive) <= set(self._u2):
-            raise SecAggAbort(f"client {self.cid}: refusing to unmask for {len(alive)} survivors "
-                              f"(threshold {self.spec.threshold}) or unknown clients")
+            raise SecAggAbort(
+                f"client {self.cid}: refusing to unmask for {len(alive)} survivors "
+                f"(threshold {self.spec.threshold}) or unknown clients"
+            )
         alive_set = set(alive)
         dropped = [v for v in self._u2 if v not in alive_set]
         return b"".join([self._held[v][0] for v in alive] + [self._held[v][1] for v in dropped])
@@ -264,8 +269,10 @@ class Server:
 
     def _require(self, have: int, what: str) -> None:
         if have < self.spec.threshold:
-            raise SecAggAbort(f"secure aggregation aborted: only {have} clients {what}, fewer than "
-                              f"the threshold t={self.spec.threshold}")
+            raise SecAggAbort(
+                f"secure aggregation aborted: only {have} clients {what}, fewer than "
+                f"the threshold t={self.spec.threshold}"
+            )
 
     def collect_advertisements(self, ads: Mapping[int, bytes]) -> dict[int, Advertisement]:
         parsed = {cid: Advertisement.from_bytes(raw) for cid, raw in ads.items()}
@@ -276,9 +283,7 @@ class Server:
         self.roster = dict(sorted(parsed.items()))
         return self.roster
 
-    def route_shares(
-        self, outboxes: Mapping[int, Mapping[int, bytes]]
-    ) -> dict[int, dict[int, bytes]]:
+    def route_shares(self, outboxes: Mapping[int, Mapping[int, bytes]]) -> dict[int, dict[int, bytes]]:
         self._require(len(outboxes), "shared their keys")
         self.u2 = sorted(outboxes)
         self._u2_set = set(self.u2)
@@ -291,12 +296,13 @@ class Server:
 
     def add_masked(self, cid: int, y: np.ndarray) -> None:
         if cid not in self._u2_set or cid in self._seen:
-            raise SecAggAbort(f"masked input from client {cid}, which did not share keys or "
-                              "already sent one")
+            raise SecAggAbort(f"masked input from client {cid}, which did not share keys or already sent one")
         y = np.asarray(y)
         if y.shape != (self.spec.length,) or y.dtype != self.spec.ring.dtype:
-            raise SecAggAbort(f"masked input from client {cid} has shape {y.shape}, dtype "
-                              f"{y.dtype}; expected ({self.spec.length},) {self.spec.ring.dtype}")
+            raise SecAggAbort(
+                f"masked input from client {cid} has shape {y.shape}, dtype "
+                f"{y.dtype}; expected ({self.spec.length},) {self.spec.ring.dtype}"
+            )
         self.spec.ring.add_(self._sum, y)
         self.survivors.append(cid)
         self._seen.add(cid)
@@ -322,8 +328,9 @@ class Server:
         for row, cid in enumerate(responders):
             raw = responses[cid]
             if len(raw) != per * shamir.SHARE_BYTES:
-                raise SecAggAbort(f"client {cid} revealed {len(raw)} bytes of shares, expected "
-                                  f"{per * shamir.SHARE_BYTES}")
+                raise SecAggAbort(
+                    f"client {cid} revealed {len(raw)} bytes of shares, expected {per * shamir.SHARE_BYTES}"
+                )
             shares[row] = shamir.share_from_bytes(raw, per)
         secrets = shamir.reconstruct(np.array([positions[c] + 1 for c in responders]), shares)
         ring, n, session = self.spec.ring, self.spec.length, self.spec.session
@@ -331,18 +338,21 @@ class Server:
         for u, chunks in zip(alive, secrets[: len(alive)]):
             b = shamir.chunks_to_secret(chunks)
             if b is None or commit(b, "self-mask", session, u) != self.roster[u].b_commit:
-                raise SecAggAbort(f"the self-mask seed of client {u} rebuilt from the revealed "
-                                  "shares does not match its commitment: a share was altered")
+                raise SecAggAbort(
+                    f"the self-mask seed of client {u} rebuilt from the revealed "
+                    "shares does not match its commitment: a share was altered"
+                )
             ring.sub_(total, ring.uniform(KeyStream(derive_key(b, "self-mask-prg")), n))
-        for u, chunks in zip(dropped, secrets[len(alive):]):
+        for u, chunks in zip(dropped, secrets[len(alive) :]):
             raw = shamir.chunks_to_secret(chunks)
             sk = X25519PrivateKey.from_private_bytes(raw) if raw is not None else None
             if sk is None or _public_bytes(sk) != self.roster[u].s_pk:
-                raise SecAggAbort(f"the mask key of dropped client {u} rebuilt from the revealed "
-                                  "shares does not match its public key: a share was altered")
+                raise SecAggAbort(
+                    f"the mask key of dropped client {u} rebuilt from the revealed "
+                    "shares does not match its public key: a share was altered"
+                )
             for v in alive:
-                mask = ring.uniform(KeyStream(_mask_key(self.spec, sk, self.roster[v].s_pk, u, v)),
-                                    n)
+                mask = ring.uniform(KeyStream(_mask_key(self.spec, sk, self.roster[v].s_pk, u, v)), n)
                 # v added sign(v, u) * mask, + when v < u; take it back out.
                 (ring.sub_ if v < u else ring.add_)(total, mask)
         return total
@@ -428,8 +438,7 @@ def _run(
     server = Server(spec)
     clients = {cid: timed("client", Client, cid, spec, secret) for cid in ids}
 
-    ads = {cid: relay("advertise", cid, None, timed("client", c.advertise))
-           for cid, c in clients.items()}
+    ads = {cid: relay("advertise", cid, None, timed("client", c.advertise)) for cid, c in clients.items()}
     up += n * ADVERT_BYTES
     roster = timed("server", server.collect_advertisements, ads)
     down += n * len(roster) * ADVERT_BYTES
@@ -449,8 +458,9 @@ def _run(
         # Read here, one client at a time: a lazy Mapping never has every update in memory.
         v = np.asarray(inputs[cid])
         if v.shape != shape:
-            raise ConfigError("vectors", f"client {cid}'s vector has shape {v.shape}, the first "
-                              f"had {shape}: all must match")
+            raise ConfigError(
+                "vectors", f"client {cid}'s vector has shape {v.shape}, the first had {shape}: all must match"
+            )
         x = encode(cid, v).reshape(-1)
         y = relay("masked", cid, None, timed("client", clients[cid].masked_input, inboxes[cid], x))
         up += ring.wire_bytes(length) + ID_BYTES
@@ -476,8 +486,9 @@ def _shape(vectors: Mapping[int, np.ndarray]) -> tuple[int, ...]:
     if type(vectors) is dict:  # already in memory: fail before any protocol work starts
         for cid, v in vectors.items():
             if np.shape(v) != shape:
-                raise ConfigError("vectors", f"client {cid}'s vector has shape {np.shape(v)}, "
-                                  f"the first had {shape}: all must match")
+                raise ConfigError(
+                    "vectors", f"client {cid}'s vector has shape {np.shape(v)}, the first had {shape}: all must match"
+                )
     return shape
 
 
@@ -503,9 +514,17 @@ def secure_sum_int(
     """
     shape = _shape(vectors)
     ring = Ring(modulus)
-    total, server, stats = _run(vectors, ring, threshold=threshold, dropout=dropout,
-                                dropout_unmask=dropout_unmask, rng_seed=rng_seed, relay=relay,
-                                shape=shape, encode=lambda cid, v: v)
+    total, server, stats = _run(
+        vectors,
+        ring,
+        threshold=threshold,
+        dropout=dropout,
+        dropout_unmask=dropout_unmask,
+        rng_seed=rng_seed,
+        relay=relay,
+        shape=shape,
+        encode=lambda cid, v: v,
+    )
     survivors = list(server.survivors)
     return SecAggResult(
         total=total.astype(np.int64).reshape(shape),
@@ -551,9 +570,17 @@ def secure_sum(
             raise ConfigError("vectors", f"client {cid}'s vector has NaN or infinite values")
         return quantize.quantize(v, clip, bits)
 
-    total, server, stats = _run(vectors, ring, threshold=threshold, dropout=dropout,
-                                dropout_unmask=dropout_unmask, rng_seed=rng_seed, relay=relay,
-                                shape=shape, encode=encode)
+    total, server, stats = _run(
+        vectors,
+        ring,
+        threshold=threshold,
+        dropout=dropout,
+        dropout_unmask=dropout_unmask,
+        rng_seed=rng_seed,
+        relay=relay,
+        shape=shape,
+        encode=encode,
+    )
     survivors = list(server.survivors)
     return SecAggResult(
         total=quantize.dequantize(ring.centered(total), clip, bits).reshape(shape),
@@ -566,8 +593,11 @@ def secure_sum(
         plain_bytes_up=len(survivors) * 4 * math.prod(shape),
         client_seconds=stats["client"],
         server_seconds=stats["server"],
-        extra={"clip": clip, "bits": bits,
-               "error_bound": quantize.quantization_error_bound(len(survivors), clip, bits)},
+        extra={
+            "clip": clip,
+            "bits": bits,
+            "error_bound": quantize.quantization_error_bound(len(survivors), clip, bits),
+        },
     )
 
 

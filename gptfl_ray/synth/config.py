@@ -76,10 +76,15 @@ class PromptsConfig:
         if self.guidance_min > self.guidance_max:
             raise ConfigError("--guidance-min", f"{self.guidance_min} exceeds --guidance-max {self.guidance_max}")
         if self.guidance_draw not in GUIDANCE_DRAWS:
-            raise ConfigError("--guidance-draw", f"unknown draw {self.guidance_draw!r}; choose from {', '.join(GUIDANCE_DRAWS)}")
+            raise ConfigError(
+                "--guidance-draw", f"unknown draw {self.guidance_draw!r}; choose from {', '.join(GUIDANCE_DRAWS)}"
+            )
         if self.guidance_draw == "integer" and math.floor(self.guidance_max) < math.ceil(self.guidance_min):
-            raise ConfigError("--guidance-min", f"no integer guidance in [{self.guidance_min}, {self.guidance_max}]; "
-                                                "widen the range or use --guidance-draw uniform")
+            raise ConfigError(
+                "--guidance-min",
+                f"no integer guidance in [{self.guidance_min}, {self.guidance_max}]; "
+                "widen the range or use --guidance-draw uniform",
+            )
         _positive("--guidance-grid", self.guidance_grid)
         _positive_int("--llm-max-tries", self.llm_max_tries)
         _positive_int("--llm-max-new-tokens", self.llm_max_new_tokens)
@@ -111,7 +116,9 @@ class GenerateConfig:
     width: int | None = None
     negative_prompt: str = ""
     clip_seconds: float = 1.0  # audio clip length (data set's length wins when it has one)
-    speaker_embeddings: str | None = None  # SpeechT5 x-vectors: .npy/.pt file, hf:<data set>, random (None = CMU ARCTIC)
+    speaker_embeddings: str | None = (
+        None  # SpeechT5 x-vectors: .npy/.pt file, hf:<data set>, random (None = CMU ARCTIC)
+    )
     vocoder: str | None = None  # SpeechT5 HiFi-GAN by hub id or path (default microsoft/speecht5_hifigan)
     device: str = "auto"  # auto = cuda with fp16 when a GPU is visible, else cpu
     extra: dict = field(default_factory=dict)
@@ -131,7 +138,9 @@ class GenerateConfig:
         _positive_int("--width", self.width)
         _positive("--clip-seconds", self.clip_seconds)
         if self.scheduler not in SCHEDULERS:
-            raise ConfigError("--scheduler", f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+            raise ConfigError(
+                "--scheduler", f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}"
+            )
         if self.engine not in ENGINES:
             raise ConfigError("--engine", f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -23,9 +23,10 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +49,14 @@ def shard_name(k: int) -> str:
 def plan_rows(prompt_rows: list[dict], seed: int) -> list[dict]:
     """Prompt rows -> generator input rows with a global index and a per-row generation seed."""
     return [
-        {"row": i, "label": int(r["label"]), "label_name": r["label_name"], "prompt": r["prompt"],
-         "guidance": float(r["guidance"]), "seed": derive_seed(seed, i, int(r["seed"]))}
+        {
+            "row": i,
+            "label": int(r["label"]),
+            "label_name": r["label_name"],
+            "prompt": r["prompt"],
+            "guidance": float(r["guidance"]),
+            "seed": derive_seed(seed, i, int(r["seed"])),
+        }
         for i, r in enumerate(prompt_rows)
     ]
 
@@ -83,9 +90,18 @@ def shard_bytes(batch: dict[str, list]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([("row", pa.int64()), ("data", pa.binary()), ("label", pa.int64()),
-                        ("label_name", pa.string()), ("prompt", pa.string()), ("guidance", pa.float64()),
-                        ("seed", pa.int64()), ("generator", pa.string())])
+    schema = pa.schema(
+        [
+            ("row", pa.int64()),
+            ("data", pa.binary()),
+            ("label", pa.int64()),
+            ("label_name", pa.string()),
+            ("prompt", pa.string()),
+            ("guidance", pa.float64()),
+            ("seed", pa.int64()),
+            ("generator", pa.string()),
+        ]
+    )
     table = pa.table({c: batch[c] for c in OUTPUT_COLUMNS}, schema=schema)
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
@@ -111,8 +127,11 @@ def prepare_output(run_dir: str | Path, plan: dict, overwrite: bool = False) -> 
         except json.JSONDecodeError:
             old = None  # an unreadable manifest vouches for nothing: regenerate
     if old is not None and old.get("plan_sha256") != plan["plan_sha256"] and not overwrite:
-        raise ConfigError("--output-dir", f"{out} holds synthetic data from another config (data set, generator, "
-                                          "model, seed or prompts differ); pass --overwrite or use a new run directory")
+        raise ConfigError(
+            "--output-dir",
+            f"{out} holds synthetic data from another config (data set, generator, "
+            "model, seed or prompts differ); pass --overwrite or use a new run directory",
+        )
     keep: dict[int, dict] = {}
     if old is not None and not overwrite and old.get("plan_sha256") == plan["plan_sha256"]:
         for entry in old.get("shards", []):
@@ -133,7 +152,7 @@ def prepare_output(run_dir: str | Path, plan: dict, overwrite: bool = False) -> 
 
 def shard_tasks(rows: list[dict], shards: list[int], size: int) -> list[dict]:
     """One Ray Data row per shard still to write: its id and its prompt rows as JSON text."""
-    return [{"shard": k, "rows": json.dumps(rows[k * size:(k + 1) * size], ensure_ascii=False)} for k in shards]
+    return [{"shard": k, "rows": json.dumps(rows[k * size : (k + 1) * size], ensure_ascii=False)} for k in shards]
 
 
 class ShardMaker:
@@ -142,8 +161,7 @@ class ShardMaker:
     Returns one JSON manifest entry per shard; the driver never sees the samples.
     """
 
-    def __init__(self, generator: str, target: dict, model: str | None, options: dict, out_dir: str,
-                 batch_size: int):
+    def __init__(self, generator: str, target: dict, model: str | None, options: dict, out_dir: str, batch_size: int):
         self.gen = generator_class(generator)(target, model, options)
         self.revision = self.gen.resolved_revision()
         self.model = self.gen.model
@@ -153,14 +171,20 @@ class ShardMaker:
     def make(self, k: int, rows: list[dict]) -> dict:
         cols: dict[str, list] = {c: [] for c in OUTPUT_COLUMNS}
         for start in range(0, len(rows), self.batch_size):
-            out = self.gen(to_batch(rows[start:start + self.batch_size]))
+            out = self.gen(to_batch(rows[start : start + self.batch_size]))
             for c in OUTPUT_COLUMNS:
                 cols[c].extend(_plain(v) for v in out[c])
         data = shard_bytes(cols)
         name = shard_name(k)
         atomic_write_bytes(self.out / name, data)  # tmp + fsync + rename, before the entry exists
-        return {"shard": int(k), "file": name, "rows": len(rows), "sha256": hashlib.sha256(data).hexdigest(),
-                "model": self.model, "model_revision": self.revision}
+        return {
+            "shard": int(k),
+            "file": name,
+            "rows": len(rows),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "model": self.model,
+            "model_revision": self.revision,
+        }
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         entries = [self.make(int(k), json.loads(str(r))) for k, r in zip(batch["shard"], batch["rows"])]
@@ -179,9 +203,12 @@ class ShardWriter:
     def add_entry(self, entry: dict) -> None:
         have = self.manifest.get("model_revision")
         if have is not None and entry["model_revision"] != have:
-            raise ConfigError("--model", f"{self.out} holds shards made by {entry['model']} at revision {have}, "
-                                         f"but this run loaded revision {entry['model_revision']}; a data set mixing "
-                                         "two model versions is refused: pass --overwrite or pin --model-revision")
+            raise ConfigError(
+                "--model",
+                f"{self.out} holds shards made by {entry['model']} at revision {have}, "
+                f"but this run loaded revision {entry['model_revision']}; a data set mixing "
+                "two model versions is refused: pass --overwrite or pin --model-revision",
+            )
         self.manifest["model_revision"] = entry["model_revision"]
         k = entry["shard"]
         shards = [e for e in self.manifest["shards"] if e["shard"] != k] + [entry]
@@ -197,7 +224,9 @@ class ShardWriter:
         done = {e["shard"] for e in self.manifest["shards"]}
         self.manifest["complete"] = done == set(range(self.manifest["num_shards"]))
         # One digest for the whole synthetic set: later stages key their caches on it.
-        self.manifest["sha256"] = hashlib.sha256("".join(e["sha256"] for e in self.manifest["shards"]).encode()).hexdigest()
+        self.manifest["sha256"] = hashlib.sha256(
+            "".join(e["sha256"] for e in self.manifest["shards"]).encode()
+        ).hexdigest()
         atomic_write_json(self.out / MANIFEST, self.manifest)
         return self.manifest
 
@@ -209,8 +238,14 @@ def _plain(v: Any) -> Any:
 
 
 def _maker_kwargs(target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter) -> dict:
-    return {"generator": cfg.generator, "target": target.to_dict(), "model": cfg.model,
-            "options": cfg.generator_options(), "out_dir": str(writer.out.resolve()), "batch_size": cfg.batch_size}
+    return {
+        "generator": cfg.generator,
+        "target": target.to_dict(),
+        "model": cfg.model,
+        "options": cfg.generator_options(),
+        "out_dir": str(writer.out.resolve()),
+        "batch_size": cfg.batch_size,
+    }
 
 
 def run_local(tasks: list[dict], target: TargetFormat, cfg: GenerateConfig, writer: ShardWriter) -> None:
@@ -260,9 +295,15 @@ def run_ray(tasks: list[dict], target: TargetFormat, cfg: GenerateConfig, writer
         raise
 
 
-def generate(prompt_rows: list[dict], target: TargetFormat, class_names: Iterable[str], cfg: GenerateConfig,
-             run_dir: str | Path, on_shard: Callable[[int, int], None] | None = None,
-             on_start: Callable[[int, int], None] | None = None) -> dict:
+def generate(
+    prompt_rows: list[dict],
+    target: TargetFormat,
+    class_names: Iterable[str],
+    cfg: GenerateConfig,
+    run_dir: str | Path,
+    on_shard: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> dict:
     """Generate (or finish generating) `<run_dir>/synthetic/` from prompt rows; returns the manifest.
 
     `on_start(total_shards, already_done)` and `on_shard(shard, rows)` drive a progress display.
@@ -286,8 +327,9 @@ def generate(prompt_rows: list[dict], target: TargetFormat, class_names: Iterabl
     return result
 
 
-def ensure_generated(cfg: GenerateConfig, dataset: Any, run_dir: str | Path,
-                     progress: Callable[[int], None] | None = None) -> dict:
+def ensure_generated(
+    cfg: GenerateConfig, dataset: Any, run_dir: str | Path, progress: Callable[[int], None] | None = None
+) -> dict:
     """Generate `<run_dir>/synthetic/` from `<run_dir>/prompts/` unless it is already complete.
 
     The library entry point for composed methods (methods/gptfl.py): reads and checks the
@@ -299,12 +341,20 @@ def ensure_generated(cfg: GenerateConfig, dataset: Any, run_dir: str | Path,
 
     rows = read_prompts(run_dir, dataset)
     if cfg.per_class is not None or cfg.scale is not None:
-        rows = take_per_class(rows, per_class_count(cfg.per_class, cfg.scale, len(dataset.x_train), dataset.num_classes))
+        rows = take_per_class(
+            rows, per_class_count(cfg.per_class, cfg.scale, len(dataset.x_train), dataset.num_classes)
+        )
     return generate_with_progress(rows, TargetFormat.from_dataset(dataset), dataset.class_names, cfg, run_dir, progress)
 
 
-def generate_with_progress(rows: list[dict], target: TargetFormat, class_names: Iterable[str], cfg: GenerateConfig,
-                           run_dir: str | Path, progress: Callable[[int], None] | None = None) -> dict:
+def generate_with_progress(
+    rows: list[dict],
+    target: TargetFormat,
+    class_names: Iterable[str],
+    cfg: GenerateConfig,
+    run_dir: str | Path,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """`generate` reporting the number of finished shards (kept ones included) to `progress`."""
     done = [0]
 

@@ -21,8 +21,9 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.runio import atomic_write_text
@@ -35,24 +36,63 @@ PROMPTS_FILE = "prompts.jsonl"
 META_FILE = "prompts.meta.json"
 
 # Words the glyph generator maps to rendering choices; harmless adjectives for a diffusion model.
-GLYPH_STYLE_WORDS = ("bold", "thin", "slanted", "upright", "small", "large", "wide", "narrow",
-                     "noisy", "wobbly", "serif", "sans", "mono", "italic")
+GLYPH_STYLE_WORDS = (
+    "bold",
+    "thin",
+    "slanted",
+    "upright",
+    "small",
+    "large",
+    "wide",
+    "narrow",
+    "noisy",
+    "wobbly",
+    "serif",
+    "sans",
+    "mono",
+    "italic",
+)
 
 CLASS_TEMPLATES = {
-    "digits": ("a handwritten digit {label}", "the number {label} written by hand",
-               "a scanned handwritten {label}", "a pen-written digit {label} on white paper"),
-    "image": ("a photo of a {label}", "a picture of a {label}", "an image of a {label}",
-              "a close-up photo of a {label}", "a photo of the {label}"),
-    "sound": ("the sound of a {label}", "a recording of a {label}", "audio of a {label}",
-              "a {label} sound"),
+    "digits": (
+        "a handwritten digit {label}",
+        "the number {label} written by hand",
+        "a scanned handwritten {label}",
+        "a pen-written digit {label} on white paper",
+    ),
+    "image": (
+        "a photo of a {label}",
+        "a picture of a {label}",
+        "an image of a {label}",
+        "a close-up photo of a {label}",
+        "a photo of the {label}",
+    ),
+    "sound": ("the sound of a {label}", "a recording of a {label}", "audio of a {label}", "a {label} sound"),
     # A TTS model speaks the whole prompt: keyword data sets need the word alone.
     "speech": ("{label}", "{label}.", "{label}!", "{label}?"),
 }
 DOMAINS = {
-    "digits": ("handwritten", "pencil drawing", "marker drawing", "sketch", "painting", "chalk drawing",
-               "ballpoint pen drawing", "scanned form"),
-    "image": ("photo", "drawing", "painting", "sketch", "cartoon", "watercolor painting", "pencil sketch",
-              "3D render", "pixel art"),
+    "digits": (
+        "handwritten",
+        "pencil drawing",
+        "marker drawing",
+        "sketch",
+        "painting",
+        "chalk drawing",
+        "ballpoint pen drawing",
+        "scanned form",
+    ),
+    "image": (
+        "photo",
+        "drawing",
+        "painting",
+        "sketch",
+        "cartoon",
+        "watercolor painting",
+        "pencil sketch",
+        "3D render",
+        "pixel art",
+    ),
     "sound": ("studio", "field", "home", "office", "street", "park", "car", "kitchen"),
     "speech": ("{label}", "{label}.", "{label}!", "{label}?", "{label}..."),
 }
@@ -115,14 +155,17 @@ def template_prompt(kind: str, style: str, label: str, rng) -> str:
     return templates[int(rng.integers(len(templates)))].format(label=text)
 
 
-def build_prompts(dataset: Any, cfg: PromptsConfig,
-                  llm: Callable[[str, int, int], list[str]] | None = None) -> list[dict]:
+def build_prompts(
+    dataset: Any, cfg: PromptsConfig, llm: Callable[[str, int, int], list[str]] | None = None
+) -> list[dict]:
     """All prompt rows, class-major, each with its own seed and guidance scale."""
     labels = server_label_names(dataset, cfg.labels)
     kind = prompt_kind(dataset)
     if cfg.style == "llm" and kind == "speech":
-        raise ConfigError("--style", "llm prompts would make a TTS model speak whole sentences; "
-                                     "keyword data sets take class or multi-domain")
+        raise ConfigError(
+            "--style",
+            "llm prompts would make a TTS model speak whole sentences; keyword data sets take class or multi-domain",
+        )
     n = per_class_count(cfg.per_class, cfg.scale, len(dataset.x_train), dataset.num_classes)
     words = cfg.style_words and kind in ("digits", "image")
     if cfg.style == "llm" and llm is None:
@@ -141,8 +184,16 @@ def build_prompts(dataset: Any, cfg: PromptsConfig,
             else:  # class/multi-domain, or an LLM that ran out of tries for this label
                 style = cfg.style if cfg.style != "llm" else "class"
                 prompt = template_prompt(kind, style, label, rng)
-            rows.append({"label": index, "label_name": label, "prompt": prompt + style_suffix(rng, words),
-                         "guidance": guidance, "seed": seed, "style": style})
+            rows.append(
+                {
+                    "label": index,
+                    "label_name": label,
+                    "prompt": prompt + style_suffix(rng, words),
+                    "guidance": guidance,
+                    "seed": seed,
+                    "style": style,
+                }
+            )
     return rows
 
 
@@ -171,10 +222,15 @@ class LLMPromptFiller:
         torch.manual_seed(seed & 0xFFFFFFFF)  # sampling uses the global generator
         with torch.inference_mode():
             out = self.model.generate(
-                **enc, do_sample=True, top_p=0.95, temperature=1.0, num_return_sequences=k,
-                max_new_tokens=self.cfg.llm_max_new_tokens, pad_token_id=self.tok.pad_token_id,
+                **enc,
+                do_sample=True,
+                top_p=0.95,
+                temperature=1.0,
+                num_return_sequences=k,
+                max_new_tokens=self.cfg.llm_max_new_tokens,
+                pad_token_id=self.tok.pad_token_id,
             )
-        texts = self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        texts = self.tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         return [clean_completion(t) for t in texts]
 
     def __call__(self, label: str, n: int, label_index: int) -> list[str]:
@@ -221,8 +277,7 @@ def write_prompts(run_dir: str | Path, rows: list[dict], cfg: PromptsConfig | No
     path = prompts_path(run_dir)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     atomic_write_text(path, text)
-    meta = {"config": _config_json(cfg), "rows": len(rows),
-            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    meta = {"config": _config_json(cfg), "rows": len(rows), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
     atomic_write_text(path.with_name(META_FILE), json.dumps(meta, indent=2) + "\n")
     return path
 
@@ -232,8 +287,9 @@ def ensure_prompts(cfg: PromptsConfig, dataset: Any, run_dir: str | Path) -> lis
     path = prompts_path(run_dir)
     try:
         meta = json.loads(path.with_name(META_FILE).read_text("utf-8"))
-        same = (meta.get("config") == _config_json(cfg)
-                and hashlib.sha256(path.read_bytes()).hexdigest() == meta.get("sha256"))
+        same = meta.get("config") == _config_json(cfg) and hashlib.sha256(path.read_bytes()).hexdigest() == meta.get(
+            "sha256"
+        )
     except (OSError, json.JSONDecodeError):
         same = False
     if same:
@@ -254,13 +310,21 @@ def read_prompts(run_dir: str | Path, dataset: Any) -> list[dict]:
             continue
         try:
             r = json.loads(line)
-            row = {"label": int(r["label"]), "label_name": str(r["label_name"]), "prompt": str(r["prompt"]),
-                   "guidance": float(r["guidance"]), "seed": int(r["seed"]), "style": str(r.get("style", ""))}
+            row = {
+                "label": int(r["label"]),
+                "label_name": str(r["label_name"]),
+                "prompt": str(r["prompt"]),
+                "guidance": float(r["guidance"]),
+                "seed": int(r["seed"]),
+                "style": str(r.get("style", "")),
+            }
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(str(path), f"line {i} is not a prompt row ({exc})") from None
         if not (0 <= row["label"] < dataset.num_classes) or dataset.class_names[row["label"]] != row["label_name"]:
-            raise ConfigError(str(path), f"line {i}: label {row['label']} {row['label_name']!r} "
-                                         f"is not a class of data set {dataset.name}")
+            raise ConfigError(
+                str(path),
+                f"line {i}: label {row['label']} {row['label_name']!r} is not a class of data set {dataset.name}",
+            )
         rows.append(row)
     if not rows:
         raise ConfigError(str(path), "holds no prompts")
@@ -277,6 +341,9 @@ def take_per_class(rows: list[dict], n: int) -> list[dict]:
         counts[r["label"]] = c + 1
     short = sorted(lbl for lbl, c in counts.items() if c < n)
     if short:
-        raise ConfigError("--per-class", f"the prompts file holds fewer than {n} prompts for label(s) {short[:5]}; "
-                                         "rerun `gptfl-ray prompts` with a larger count")
+        raise ConfigError(
+            "--per-class",
+            f"the prompts file holds fewer than {n} prompts for label(s) {short[:5]}; "
+            "rerun `gptfl-ray prompts` with a larger count",
+        )
     return out

@@ -177,7 +177,7 @@ class SyntheticTorchDataset:
     def __getitem__(self, i: int):
         import torch
 
-        x = self._prepare(self.x[i: i + 1])[0]
+        x = self._prepare(self.x[i : i + 1])[0]
         return torch.as_tensor(np.asarray(x)), int(self.y[i])
 
 

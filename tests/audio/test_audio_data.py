@@ -15,14 +15,56 @@ from gptfl_ray.errors import ConfigError
 SPEAKERS = ("0a7c2a8d", "1b8d3c9e", "2c9e4daf", "3dafe5b0")  # train, train, validation, test
 
 ESC_CATEGORIES = (
-    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain",
-    "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind",
-    "pouring_water", "toilet_flush", "thunderstorm", "crying_baby", "sneezing", "clapping",
-    "breathing", "coughing", "footsteps", "laughing", "brushing_teeth", "snoring",
-    "drinking_sipping", "door_wood_knock", "mouse_click", "keyboard_typing", "door_wood_creaks",
-    "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
-    "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train",
-    "church_bells", "airplane", "fireworks", "hand_saw",
+    "dog",
+    "rooster",
+    "pig",
+    "cow",
+    "frog",
+    "cat",
+    "hen",
+    "insects",
+    "sheep",
+    "crow",
+    "rain",
+    "sea_waves",
+    "crackling_fire",
+    "crickets",
+    "chirping_birds",
+    "water_drops",
+    "wind",
+    "pouring_water",
+    "toilet_flush",
+    "thunderstorm",
+    "crying_baby",
+    "sneezing",
+    "clapping",
+    "breathing",
+    "coughing",
+    "footsteps",
+    "laughing",
+    "brushing_teeth",
+    "snoring",
+    "drinking_sipping",
+    "door_wood_knock",
+    "mouse_click",
+    "keyboard_typing",
+    "door_wood_creaks",
+    "can_opening",
+    "washing_machine",
+    "vacuum_cleaner",
+    "clock_alarm",
+    "clock_tick",
+    "glass_breaking",
+    "helicopter",
+    "chainsaw",
+    "siren",
+    "car_horn",
+    "engine",
+    "train",
+    "church_bells",
+    "airplane",
+    "fireworks",
+    "hand_saw",
 )
 
 
@@ -137,10 +179,14 @@ def test_speechcommands_splits_are_the_official_lists_disjoint_and_deterministic
     # through the loader's int16 cache, as every load after the first is
     source = np.round(_wav_source(base, rels, 16_000) * 32768.0).clip(-32768, 32767).astype(np.int16)
     labels = np.array([KEYWORDS.index(r.split("/")[0]) for r in rels])
-    ds = splits_check(lambda: load_dataset("speechcommands", data_dir=str(speech_tree)),
-                      source.astype(np.float32) / np.float32(32768.0), labels)
+    ds = splits_check(
+        lambda: load_dataset("speechcommands", data_dir=str(speech_tree)),
+        source.astype(np.float32) / np.float32(32768.0),
+        labels,
+    )
     # validation and test speakers never appear among the clients' groups
     assert len(ds.extra["speakers"]) == 2 and ds.groups.shape == ds.y_train.shape
+
 
 @pytest.fixture
 def esc_tree(tmp_path):
@@ -154,12 +200,13 @@ def esc_tree(tmp_path):
             name = f"{fold}-{1000 + k}-{'AB'[j]}-{k}.wav"
             t = np.arange(sr // 4) / sr
             amp = 0.3 + 0.004 * (2 * k + j)  # a per-clip amplitude: the split test traces clips by it
-            sf.write(base / "audio" / name, (amp * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr,
-                     subtype="PCM_16")
+            sf.write(
+                base / "audio" / name, (amp * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr, subtype="PCM_16"
+            )
             rows.append(f"{name},{fold},{k},{cat},False,{1000 + k},{'AB'[j]}")
     # A full 5 s clip with a loud burst at 3.0-3.5 s, for the crop test.
     wave = np.zeros(5 * sr, np.float32)
-    wave[3 * sr: int(3.5 * sr)] = 0.8 * np.sin(2 * np.pi * 1000 * np.arange(sr // 2) / sr)
+    wave[3 * sr : int(3.5 * sr)] = 0.8 * np.sin(2 * np.pi * 1000 * np.arange(sr // 2) / sr)
     sf.write(base / "audio" / "1-9999-A-0.wav", wave, sr, subtype="PCM_16")
     rows.append("1-9999-A-0.wav,1,0,dog,True,9999,A")
     (base / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
@@ -209,8 +256,12 @@ def test_esc50_splits_are_folds_disjoint_and_deterministic(esc_tree, splits_chec
     labels = np.array([int(r["target"]) for r in rows])
     # clips are traced by their tone's amplitude (0.004 apart): the loader resamples in batches,
     # which may differ from one-by-one resampling in the last float bit
-    ds = splits_check(lambda: load_esc50(data_dir=str(esc_tree), val_fold=2), source, labels,
-                      key=lambda w: int(round(float(np.abs(w[1000:3000]).max()) * 500)))
+    ds = splits_check(
+        lambda: load_esc50(data_dir=str(esc_tree), val_fold=2),
+        source,
+        labels,
+        key=lambda w: int(round(float(np.abs(w[1000:3000]).max()) * 500)),
+    )
     assert ds.y_val.tolist() == [k for k in range(50) if k % 4 == 1] and ds.extra["val_fold"] == 2
     with pytest.raises(ConfigError, match="--val-fold"):
         load_esc50(data_dir=str(esc_tree), val_fold=5)
@@ -247,15 +298,34 @@ def test_front_end_shapes_normalisation_and_pitch():
 def test_dataset_prepare_audio_uses_front_end_and_images_are_unchanged():
     rng = np.random.default_rng(0)
     wav = (0.1 * rng.standard_normal((3, 16_000))).astype(np.float32)
-    ds = Dataset("toy", "audio", ("a", "b"), wav, np.array([0, 1, 0]), wav[:1], np.array([1]),
-                 max_value=1.0, extra={"sample_rate": 16_000})
+    ds = Dataset(
+        "toy",
+        "audio",
+        ("a", "b"),
+        wav,
+        np.array([0, 1, 0]),
+        wav[:1],
+        np.array([1]),
+        max_value=1.0,
+        extra={"sample_rate": 16_000},
+    )
     x = ds.prepare(ds.x_train)
     assert x.shape == (3, *ds.input_shape) == (3, 128, 101)
     np.testing.assert_array_equal(x, log_mel(wav))
     img = rng.integers(0, 256, (2, 3, 4, 4)).astype(np.uint8)
-    ids = Dataset("img", "image", ("a", "b"), img, np.array([0, 1]), img, np.array([0, 1]),
-                  mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7))
-    want = (img.astype(np.float32) / np.float32(255.0) - np.float32([0.1, 0.2, 0.3]).reshape(1, 3, 1, 1)) \
-        / np.float32([0.5, 0.6, 0.7]).reshape(1, 3, 1, 1)
+    ids = Dataset(
+        "img",
+        "image",
+        ("a", "b"),
+        img,
+        np.array([0, 1]),
+        img,
+        np.array([0, 1]),
+        mean=(0.1, 0.2, 0.3),
+        std=(0.5, 0.6, 0.7),
+    )
+    want = (img.astype(np.float32) / np.float32(255.0) - np.float32([0.1, 0.2, 0.3]).reshape(1, 3, 1, 1)) / np.float32(
+        [0.5, 0.6, 0.7]
+    ).reshape(1, 3, 1, 1)
     assert ids.input_shape == (3, 4, 4)
     np.testing.assert_array_equal(ids.prepare(img), want)

@@ -10,7 +10,14 @@ import pytest
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.synth.generators.base import TargetFormat, row_rng
 from gptfl_ray.synth.generators.espeak import (
-    FEMALE, MALE, MISSING, WHISPER, EspeakGenerator, find_program, sample_settings, trim,
+    FEMALE,
+    MALE,
+    MISSING,
+    WHISPER,
+    EspeakGenerator,
+    find_program,
+    sample_settings,
+    trim,
 )
 
 needs_espeak = pytest.mark.skipif(
@@ -24,10 +31,12 @@ ESC = TargetFormat("esc50", "audio", (80_000,), 1.0, 16_000)
 def _batch(names, prompts=None, seeds=None, guidance=3.0):
     n = len(names)
     return {
-        "row": np.arange(n), "label": np.arange(n),
+        "row": np.arange(n),
+        "label": np.arange(n),
         "label_name": np.array(names, dtype=object),
         "prompt": np.array(prompts or names, dtype=object),
-        "guidance": np.full(n, guidance), "seed": np.asarray(seeds if seeds is not None else np.arange(n) + 7),
+        "guidance": np.full(n, guidance),
+        "seed": np.asarray(seeds if seeds is not None else np.arange(n) + 7),
     }
 
 
@@ -40,7 +49,14 @@ def test_clips_are_16khz_and_the_target_length():
         assert np.abs(clip).max() > 0.04 and np.abs(clip).max() <= 1.0
     # a slow "backward" is longer than 1 s: it is sped up, not cut off mid-word
     assert len(trim(clips[1], 0.05)) < 16_000
-    esc = EspeakGenerator(ESC).generate(_batch(["chirping birds"], ["chirping birds", ]))
+    esc = EspeakGenerator(ESC).generate(
+        _batch(
+            ["chirping birds"],
+            [
+                "chirping birds",
+            ],
+        )
+    )
     assert esc[0].shape == (80_000,)
 
 

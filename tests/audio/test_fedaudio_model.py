@@ -16,20 +16,38 @@ def test_parameter_shapes_are_exact():
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     g = 3 * 128  # a GRU stacks its reset, update and new gates
     assert shapes == {
-        "conv.0.weight": (64, 128, 3), "conv.0.bias": (64,),
-        "conv.3.weight": (128, 64, 3), "conv.3.bias": (128,),
-        "rnn.weight_ih_l0": (g, 128), "rnn.weight_hh_l0": (g, 128),
-        "rnn.bias_ih_l0": (g,), "rnn.bias_hh_l0": (g,),
-        "rnn.weight_ih_l0_reverse": (g, 128), "rnn.weight_hh_l0_reverse": (g, 128),
-        "rnn.bias_ih_l0_reverse": (g,), "rnn.bias_hh_l0_reverse": (g,),
-        "head.0.weight": (128, 256), "head.0.bias": (128,),
-        "head.2.weight": (35, 128), "head.2.bias": (35,),
+        "conv.0.weight": (64, 128, 3),
+        "conv.0.bias": (64,),
+        "conv.3.weight": (128, 64, 3),
+        "conv.3.bias": (128,),
+        "rnn.weight_ih_l0": (g, 128),
+        "rnn.weight_hh_l0": (g, 128),
+        "rnn.bias_ih_l0": (g,),
+        "rnn.bias_hh_l0": (g,),
+        "rnn.weight_ih_l0_reverse": (g, 128),
+        "rnn.weight_hh_l0_reverse": (g, 128),
+        "rnn.bias_ih_l0_reverse": (g,),
+        "rnn.bias_hh_l0_reverse": (g,),
+        "head.0.weight": (128, 256),
+        "head.0.bias": (128,),
+        "head.2.weight": (35, 128),
+        "head.2.bias": (35,),
     }
     assert model.rnn.bidirectional and model.rnn.num_layers == 1 and model.rnn.batch_first
-    assert [type(m).__name__ for m in model.conv] == ["Conv1d", "ReLU", "MaxPool1d", "Conv1d", "ReLU", "MaxPool1d", "Dropout"]
+    assert [type(m).__name__ for m in model.conv] == [
+        "Conv1d",
+        "ReLU",
+        "MaxPool1d",
+        "Conv1d",
+        "ReLU",
+        "MaxPool1d",
+        "Dropout",
+    ]
     assert model.conv[6].p == 0.1 and isinstance(model.head[1], torch.nn.ReLU)
-    assert num_params(model) == 64 * 128 * 3 + 64 + 128 * 64 * 3 + 128 + 2 * (2 * g * 128 + 2 * g) \
-        + 256 * 128 + 128 + 128 * 35 + 35
+    assert (
+        num_params(model)
+        == 64 * 128 * 3 + 64 + 128 * 64 * 3 + 128 + 2 * (2 * g * 128 + 2 * g) + 256 * 128 + 128 + 128 * 35 + 35
+    )
 
 
 @pytest.mark.parametrize("frames", [101, 7])
@@ -53,8 +71,17 @@ def test_forward_esc50_length():
 def test_registry_and_dataset_wiring():
     assert "fedaudio" in model_names() and model_norms("fedaudio") == ("none",)
     wav = np.zeros((4, 16_000), np.float32)
-    ds = Dataset("toy", "audio", ("a", "b", "c"), wav, np.array([0, 1, 2, 0]), wav[:1], np.array([1]),
-                 max_value=1.0, extra={"sample_rate": 16_000})
+    ds = Dataset(
+        "toy",
+        "audio",
+        ("a", "b", "c"),
+        wav,
+        np.array([0, 1, 2, 0]),
+        wav[:1],
+        np.array([1]),
+        max_value=1.0,
+        extra={"sample_rate": 16_000},
+    )
     model = build_model("fedaudio", ds.input_shape, ds.num_classes)
     assert model(torch.from_numpy(ds.prepare(ds.x_train))).shape == (4, 3)
     a, b = build_model("fedaudio", ds.input_shape, 3), build_model("fedaudio", ds.input_shape, 3)

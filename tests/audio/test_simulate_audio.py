@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from gptfl_ray.cli.main import app
 from gptfl_ray.data.speechcommands import KEYWORDS
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian's espeak-ng (apt-get install espeak-ng)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="needs Debian's espeak-ng (apt-get install espeak-ng)"
+)
 
 TRAIN_SPEAKERS = [f"{i:08x}" for i in range(0xA0, 0xA5)]
 TEST_SPEAKER = "ffff0000"
@@ -40,12 +42,40 @@ def write_tree(root):
 def test_simulate_speechcommands_with_espeak(tmp_path):
     write_tree(tmp_path / "data")
     run = tmp_path / "run"
-    res = CliRunner().invoke(app, [
-        "simulate", "--dataset", "speechcommands", "--data-dir", str(tmp_path / "data"), "--model", "fedaudio",
-        "--partition", "natural", "--clients", "5", "--clients-per-round", "2", "--rounds", "2",
-        "--local-epochs", "1", "--generator", "espeak", "--per-class", "2", "--pretrain-epochs", "1",
-        "--backend", "local", "--train-workers", "0", "--output-dir", str(run),
-    ])
+    res = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--dataset",
+            "speechcommands",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--model",
+            "fedaudio",
+            "--partition",
+            "natural",
+            "--clients",
+            "5",
+            "--clients-per-round",
+            "2",
+            "--rounds",
+            "2",
+            "--local-epochs",
+            "1",
+            "--generator",
+            "espeak",
+            "--per-class",
+            "2",
+            "--pretrain-epochs",
+            "1",
+            "--backend",
+            "local",
+            "--train-workers",
+            "0",
+            "--output-dir",
+            str(run),
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((run / "summary.json").read_text())
     assert summary["dataset"] == "speechcommands" and summary["model"] == "fedaudio"

@@ -13,7 +13,20 @@ from typer.testing import CliRunner
 from gptfl_ray.cli.main import app
 
 runner = CliRunner()
-TINY = ["--rounds", "2", "--clients", "6", "--clients-per-round", "2", "--model", "mlp", "--local-epochs", "1", "--backend", "local"]
+TINY = [
+    "--rounds",
+    "2",
+    "--clients",
+    "6",
+    "--clients-per-round",
+    "2",
+    "--model",
+    "mlp",
+    "--local-epochs",
+    "1",
+    "--backend",
+    "local",
+]
 
 
 def tree_hash(root: Path) -> str:
@@ -112,4 +125,12 @@ def test_bad_input(run_dir, tmp_path, line, needle):
 
 def test_at_least_25_cases_over_every_command():
     assert len(CASES) >= 25
-    assert {c[0].split()[0] for c in CASES} >= {"federate", "simulate", "prompts", "generate", "pretrain", "labels", "bench"}
+    assert {c[0].split()[0] for c in CASES} >= {
+        "federate",
+        "simulate",
+        "prompts",
+        "generate",
+        "pretrain",
+        "labels",
+        "bench",
+    }

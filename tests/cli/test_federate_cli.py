@@ -8,7 +8,20 @@ from typer.testing import CliRunner
 from gptfl_ray.cli.main import app
 
 runner = CliRunner()
-TINY = ["--rounds", "2", "--clients", "6", "--clients-per-round", "2", "--model", "mlp", "--local-epochs", "1", "--backend", "local"]
+TINY = [
+    "--rounds",
+    "2",
+    "--clients",
+    "6",
+    "--clients-per-round",
+    "2",
+    "--model",
+    "mlp",
+    "--local-epochs",
+    "1",
+    "--backend",
+    "local",
+]
 
 
 def invoke(args):

@@ -13,7 +13,20 @@ from gptfl_ray import __version__
 from gptfl_ray.cli.main import app
 
 runner = CliRunner()
-TINY = ["--rounds", "2", "--clients", "6", "--clients-per-round", "2", "--model", "mlp", "--local-epochs", "1", "--backend", "local"]
+TINY = [
+    "--rounds",
+    "2",
+    "--clients",
+    "6",
+    "--clients-per-round",
+    "2",
+    "--model",
+    "mlp",
+    "--local-epochs",
+    "1",
+    "--backend",
+    "local",
+]
 
 
 def _commands(group: click.Group, prefix=()):
@@ -42,10 +55,19 @@ def test_help_shows_the_effective_default_of_preset_filled_options():
     from gptfl_ray.synth.config import GenerateConfig
 
     fl, pre, gen = FLConfig(), PretrainConfig(), GenerateConfig()
-    for flag, default in (("--rounds", fl.rounds), ("--lr", fl.lr), ("--dataset", DataConfig().dataset), ("--alpha", DataConfig().alpha),
-                          ("--pretrain-epochs", pre.epochs), ("--pretrain-lr", pre.lr), ("--generator", gen.generator),
-                          ("--steps", gen.steps), ("--strategy", fl.strategy), ("--backend", EngineConfig().backend),
-                          ("--device", gen.device)):
+    for flag, default in (
+        ("--rounds", fl.rounds),
+        ("--lr", fl.lr),
+        ("--dataset", DataConfig().dataset),
+        ("--alpha", DataConfig().alpha),
+        ("--pretrain-epochs", pre.epochs),
+        ("--pretrain-lr", pre.lr),
+        ("--generator", gen.generator),
+        ("--steps", gen.steps),
+        ("--strategy", fl.strategy),
+        ("--backend", EngineConfig().backend),
+        ("--device", gen.device),
+    ):
         assert f"default: ({default})" in rows[flag], rows[flag]
     for panel in ("Data", "Model", "FL", "Engine", "Synthesis", "Pre-training", "Run"):
         assert f"─ {panel} ─" in res.output
@@ -84,8 +106,19 @@ def test_choices_complete_from_the_registries():
 
 def test_set_overrides_reach_the_saved_config(tmp_path):
     out = tmp_path / "run"
-    res = runner.invoke(app, ["federate", *TINY, "--set", "federate.fl.weight_decay=0.001", "--set", "federate.data.alpha=0.3",
-                              "--output-dir", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "federate",
+            *TINY,
+            "--set",
+            "federate.fl.weight_decay=0.001",
+            "--set",
+            "federate.data.alpha=0.3",
+            "--output-dir",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     saved = tomllib.loads((out / "config.toml").read_text())["federate"]
     assert saved["fl"]["weight_decay"] == 0.001 and saved["data"]["alpha"] == 0.3

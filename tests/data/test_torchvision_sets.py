@@ -162,8 +162,11 @@ def test_torchvision_splits_are_disjoint_deterministic_and_stratified(tmp_path, 
     xtr, ytr = rng.integers(0, 256, (60, 28, 28)), np.arange(60) % 3
     xte, yte = rng.integers(0, 256, (6, 28, 28)), np.arange(6) % 3
     _mnist_files(tmp_path, xtr, ytr, xte, yte)
-    m = splits_check(lambda: load_mnist(data_dir=str(tmp_path), seed=0),
-                     np.concatenate([xtr, xte])[:, None].astype(np.uint8), np.concatenate([ytr, yte]))
+    m = splits_check(
+        lambda: load_mnist(data_dir=str(tmp_path), seed=0),
+        np.concatenate([xtr, xte])[:, None].astype(np.uint8),
+        np.concatenate([ytr, yte]),
+    )
     assert np.bincount(m.y_val).tolist() == [2, 2, 2]  # 10% of 20 per class
 
 
@@ -177,8 +180,14 @@ def test_flowers_split_carves_validation_from_the_pooled_train_and_val(tmp_path,
     for i in range(30):
         Image.new("RGB", (64, 64), (8 * i, 10 * (i % 3), 200)).save(base / "jpg" / f"image_{i + 1:05d}.jpg")
     savemat(base / "imagelabels.mat", {"labels": np.array([labels])})
-    savemat(base / "setid.mat", {"trnid": np.array([list(range(1, 13))]), "valid": np.array([list(range(13, 25))]),
-                                 "tstid": np.array([list(range(25, 31))])})
+    savemat(
+        base / "setid.mat",
+        {
+            "trnid": np.array([list(range(1, 13))]),
+            "valid": np.array([list(range(13, 25))]),
+            "tstid": np.array([list(range(25, 31))]),
+        },
+    )
     from gptfl_ray.data.torchvision_sets import load_flowers102
 
     ds = load_flowers102(data_dir=str(tmp_path))

@@ -9,25 +9,65 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 CLI = [sys.executable, "-c", "from gptfl_ray.cli.main import main; main()"]
-FED = ["federate", "--backend", "local", "--clients", "6", "--clients-per-round", "3", "--model", "mlp",
-       "--local-epochs", "1", "--strategy", "scaffold", "--lr", "0.05", "--checkpoint-every", "2"]
+FED = [
+    "federate",
+    "--backend",
+    "local",
+    "--clients",
+    "6",
+    "--clients-per-round",
+    "3",
+    "--model",
+    "mlp",
+    "--local-epochs",
+    "1",
+    "--strategy",
+    "scaffold",
+    "--lr",
+    "0.05",
+    "--checkpoint-every",
+    "2",
+]
 SIM_TOML = """
 [generate]
 engine = "local"
 shard_size = 20
 """
-SIM = ["simulate", "--backend", "local", "--train-workers", "0", "--variants", "gptfl", "--clients", "6",
-       "--clients-per-round", "3", "--rounds", "2", "--local-epochs", "1", "--per-class", "6", "--pretrain-epochs", "3"]
+SIM = [
+    "simulate",
+    "--backend",
+    "local",
+    "--train-workers",
+    "0",
+    "--variants",
+    "gptfl",
+    "--clients",
+    "6",
+    "--clients-per-round",
+    "3",
+    "--rounds",
+    "2",
+    "--local-epochs",
+    "1",
+    "--per-class",
+    "6",
+    "--pretrain-epochs",
+    "3",
+]
 
 
 def cli(args, kill_at: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     env.pop("GPTFL_KILL_AT", None)
     if kill_at:
         env["GPTFL_KILL_AT"] = kill_at
@@ -104,7 +144,7 @@ def test_changed_setting_refused_naming_stage_then_overwrite(tmp_path, sim_refer
     assert (out / "config.toml").read_bytes() == before
     res = cli([*SIM, "--config", conf, "--output-dir", out, "--seed", "1", "--overwrite"])
     assert res.returncode == 0, res.stderr
-    assert 'seed = 1' in (out / "config.toml").read_text()
+    assert "seed = 1" in (out / "config.toml").read_text()
 
 
 HOLD = """

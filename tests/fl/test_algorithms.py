@@ -89,7 +89,13 @@ def test_fedopt_by_hand(variant, expected_v):
 def test_scaffold_server_moves_control_by_sampled_fraction():
     algo = Scaffold(num_clients=4)
     plain = np.array([0.0, 1.0, -1.0], np.float32)  # (D1 + D2) / 2: Algorithm 1 averages uniformly
-    a = Aggregate(delta=MEAN, num_clients=2, total_weight=4.0, plain_delta=plain, control_delta=np.array([2.0, -2.0, 4.0], np.float32))
+    a = Aggregate(
+        delta=MEAN,
+        num_clients=2,
+        total_weight=4.0,
+        plain_delta=plain,
+        control_delta=np.array([2.0, -2.0, 4.0], np.float32),
+    )
     s = algo.server_update(algo.init(X0), a)
     np.testing.assert_allclose(s.params, X0 + plain)
     np.testing.assert_allclose(s.slots["c"], [1.0, -1.0, 2.0])  # 2/4 of the mean control change

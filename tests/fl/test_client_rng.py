@@ -28,8 +28,11 @@ def task():
     x = g.normal(size=(30, *SHAPE)).astype(np.float32)
     y = g.integers(0, 3, size=30).astype(np.int64)
     parts = [np.arange(5 * k, 5 * k + 5) for k in range(CLIENTS)]
-    spec = ExecutorSpec(model_fn=ModelFactory("fedaudio", SHAPE, 3, seed=SEED),
-                        local=LocalTrainConfig(epochs=1, batch_size=2, lr=0.1), seed=SEED)
+    spec = ExecutorSpec(
+        model_fn=ModelFactory("fedaudio", SHAPE, 3, seed=SEED),
+        local=LocalTrainConfig(epochs=1, batch_size=2, lr=0.1),
+        seed=SEED,
+    )
     return spec, x, y, parts
 
 
@@ -41,7 +44,9 @@ def federate(engine, params, rounds):
 
 
 def test_dropout_is_drawn_from_the_client_seed():
-    spec = ExecutorSpec(model_fn=ModelFactory("fedaudio", SHAPE, 3, seed=SEED), local=LocalTrainConfig(batch_size=2), seed=SEED)
+    spec = ExecutorSpec(
+        model_fn=ModelFactory("fedaudio", SHAPE, 3, seed=SEED), local=LocalTrainConfig(batch_size=2), seed=SEED
+    )
     model = spec.model_fn()
     x, y = torch.randn(4, *SHAPE), torch.tensor([0, 1, 2, 0])
     g = get_flat(model)

@@ -12,9 +12,9 @@ from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine
 from gptfl_ray.fl.loop import run_federation
+from gptfl_ray.fl.sampler import poisson_sample
 from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.params import get_flat
-from gptfl_ray.fl.sampler import poisson_sample
 from gptfl_ray.privacy.dp import epsilon
 
 
@@ -24,7 +24,16 @@ def digits():
 
 
 def _cfg(**kw):
-    base = dict(rounds=3, clients=10, alpha=0.5, clients_per_round=4, local_epochs=1, checkpoint_every=2, model="mlp", backend="local")
+    base = dict(
+        rounds=3,
+        clients=10,
+        alpha=0.5,
+        clients_per_round=4,
+        local_epochs=1,
+        checkpoint_every=2,
+        model="mlp",
+        backend="local",
+    )
     base.update(kw)
     return federate_config(overrides=base)
 
@@ -64,7 +73,9 @@ def test_dp_epsilon_calibrates_the_whole_run(digits, tmp_path):
 def test_every_clients_contribution_is_bounded_by_the_clip(digits):
     parts = partition(digits.y_train, 10, "dirichlet", seed=0, alpha=0.5)
     factory = ModelFactory("mlp", digits.input_shape, digits.num_classes, seed=0)
-    spec = ExecutorSpec(model_fn=factory, local=LocalTrainConfig(epochs=2, batch_size=8, lr=0.5), seed=0, dp_weighting="uniform")
+    spec = ExecutorSpec(
+        model_fn=factory, local=LocalTrainConfig(epochs=2, batch_size=8, lr=0.5), seed=0, dp_weighting="uniform"
+    )
     eng = LocalEngine(spec, digits.prepare(digits.x_train), digits.y_train.astype(np.int64), parts)
     params = get_flat(factory())
     clip = 0.05
@@ -92,14 +103,25 @@ def test_dp_with_secure_aggregation_equals_dp_without_within_the_quantization_bo
     assert bound > 0 and diff.max() <= bound + 1e-6  # server lr 1: the model moves by the released mean
     assert diff.max() > 0  # the secure path really quantized
     assert row["epsilon"] == plain.rounds[0]["epsilon"] and row["finished"] == plain.rounds[0]["finished"]
-    ck = lambda p: json.loads(sorted((p / "checkpoints").glob("*.json"))[-1].read_text())["cross_device"]
+
+    def ck(p):
+        return json.loads(sorted((p / "checkpoints").glob("*.json"))[-1].read_text())["cross_device"]
+
     if adaptive:  # the clip bit went through the secure sum too: the next clip agrees closely
         assert ck(tmp_path / "sec")["dp_clip"] == pytest.approx(ck(tmp_path / "plain")["dp_clip"], rel=1e-3)
         assert ck(tmp_path / "sec")["dp_clip"] != 0.4
 
 
 def test_dp_resume_equals_uninterrupted_run_exactly(digits, tmp_path):
-    kw = dict(dp_noise=0.9, dp_clip=0.3, dp_clip_quantile=0.5, dp_clip_noise=0.5, devices="lognormal", deadline=0.2, over_select=1.5)
+    kw = dict(
+        dp_noise=0.9,
+        dp_clip=0.3,
+        dp_clip_quantile=0.5,
+        dp_clip_noise=0.5,
+        devices="lognormal",
+        deadline=0.2,
+        over_select=1.5,
+    )
     full = run(digits, tmp_path / "full", rounds=5, **kw)
     run(digits, tmp_path / "cut", rounds=3, **kw)
     resumed = run(digits, tmp_path / "cut", resume=True, rounds=5, **kw)
@@ -155,8 +177,17 @@ def test_without_devices_or_dp_the_plain_sampler_is_used(digits, tmp_path):
 
 @pytest.mark.ray
 def test_device_schedule_and_dp_are_independent_of_the_actor_count(digits, tmp_path, ray_runtime):
-    kw = dict(rounds=3, devices="lognormal", deadline=0.2, over_select=1.5, dp_noise=0.8, dp_clip=0.3, dp_clip_quantile=0.5,
-              dp_clip_noise=2.0, dp_sampling="fixed")
+    kw = dict(
+        rounds=3,
+        devices="lognormal",
+        deadline=0.2,
+        over_select=1.5,
+        dp_noise=0.8,
+        dp_clip=0.3,
+        dp_clip_quantile=0.5,
+        dp_clip_noise=2.0,
+        dp_sampling="fixed",
+    )
     local = run(digits, tmp_path / "local", **kw)
     keys = ("clients", "selected", "stragglers", "surplus", "round_time_s", "sim_time_s", "epsilon")
     for n in (1, 2):

@@ -22,7 +22,9 @@ def test_draws_are_a_function_of_the_seed():
 
 
 def test_lognormal_medians_and_spread():
-    m = DeviceModel(DeviceConfig(devices="lognormal", sec_per_sample=0.01, bandwidth_kbps=500.0, speed_sigma=0.6), 20_000, seed=0)
+    m = DeviceModel(
+        DeviceConfig(devices="lognormal", sec_per_sample=0.01, bandwidth_kbps=500.0, speed_sigma=0.6), 20_000, seed=0
+    )
     assert np.median(m.sec_per_sample) == pytest.approx(0.01, rel=0.03)
     assert np.median(m.bandwidth) == pytest.approx(500.0, rel=0.03)
     assert np.std(np.log(m.sec_per_sample)) == pytest.approx(0.6, rel=0.03)
@@ -83,8 +85,10 @@ def test_availability_patterns():
 @pytest.mark.parametrize("fmt", ["pkl", "json"])
 def test_fedscale_trace_files(tmp_path, fmt):
     cap = {1: {"computation": 20.0, "communication": 1000.0}, 2: {"computation": 40.0, "communication": 250.0}}
-    beh = {"a": {"active": [0.0, 50.0], "inactive": [10.0, 60.0], "finish_time": 100.0, "duration": 100.0},
-           "b": {"active": [20.0], "inactive": [80.0], "finish_time": 100.0, "duration": 100.0}}
+    beh = {
+        "a": {"active": [0.0, 50.0], "inactive": [10.0, 60.0], "finish_time": 100.0, "duration": 100.0},
+        "b": {"active": [20.0], "inactive": [80.0], "finish_time": 100.0, "duration": 100.0},
+    }
     paths = []
     for name, obj in (("cap", cap), ("beh", beh)):
         p = tmp_path / f"{name}.{fmt}"
@@ -121,11 +125,17 @@ def test_a_trace_pickle_cannot_run_code(tmp_path):
         DeviceConfig(devices="uniform", availability=str(tmp_path / "missing.pkl"))
 
 
-@pytest.mark.parametrize("kw, option", [
-    ({"devices": "fast"}, "--devices"), ({"devices": "uniform", "availability": "sometimes"}, "--availability"),
-    ({"devices": "uniform", "deadline": 0.0}, "--deadline"), ({"devices": "uniform", "over_select": 0.5}, "--over-select"),
-    ({"deadline": 3.0}, "--devices"), ({"devices": "uniform", "avail_p": 0.0}, "--avail-p"),
-])
+@pytest.mark.parametrize(
+    "kw, option",
+    [
+        ({"devices": "fast"}, "--devices"),
+        ({"devices": "uniform", "availability": "sometimes"}, "--availability"),
+        ({"devices": "uniform", "deadline": 0.0}, "--deadline"),
+        ({"devices": "uniform", "over_select": 0.5}, "--over-select"),
+        ({"deadline": 3.0}, "--devices"),
+        ({"devices": "uniform", "avail_p": 0.0}, "--avail-p"),
+    ],
+)
 def test_bad_settings_name_the_option(kw, option):
     with pytest.raises(ConfigError, match=option):
         DeviceConfig(**kw)

@@ -91,7 +91,9 @@ def task():
     ds = load_digits_dataset(seed=SEED)
     parts = partition(ds.y_train, NUM_CLIENTS, "dirichlet", SEED, alpha=0.1)
     factory = ModelFactory("cnn", ds.input_shape, ds.num_classes, seed=SEED)
-    spec = ExecutorSpec(model_fn=factory, local=LocalTrainConfig(epochs=1, batch_size=16, lr=0.05, momentum=0.5), seed=SEED)
+    spec = ExecutorSpec(
+        model_fn=factory, local=LocalTrainConfig(epochs=1, batch_size=16, lr=0.05, momentum=0.5), seed=SEED
+    )
     return spec, ds.prepare(ds.x_train), ds.y_train.astype(np.int64), parts
 
 

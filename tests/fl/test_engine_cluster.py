@@ -41,7 +41,9 @@ def cluster():
 def test_actors_land_on_every_node_and_match_local(cluster):
     ds = load_digits_dataset()
     parts = partition(ds.y_train, NUM_CLIENTS, "iid", 0)
-    spec = ExecutorSpec(model_fn=ModelFactory("mlp", ds.input_shape, ds.num_classes), local=LocalTrainConfig(epochs=1), seed=0)
+    spec = ExecutorSpec(
+        model_fn=ModelFactory("mlp", ds.input_shape, ds.num_classes), local=LocalTrainConfig(epochs=1), seed=0
+    )
     x, y = ds.prepare(ds.x_train), ds.y_train.astype(np.int64)
 
     def federate(engine):

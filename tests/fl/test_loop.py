@@ -20,7 +20,16 @@ def digits():
 
 
 def run(digits, out, resume=False, **kw):
-    base = dict(rounds=4, clients=10, alpha=0.5, clients_per_round=4, local_epochs=1, checkpoint_every=2, model="mlp", backend="local")
+    base = dict(
+        rounds=4,
+        clients=10,
+        alpha=0.5,
+        clients_per_round=4,
+        local_epochs=1,
+        checkpoint_every=2,
+        model="mlp",
+        backend="local",
+    )
     base.update(kw)
     cfg = federate_config(overrides=base)
     parts = partition(digits.y_train, cfg.data.clients, cfg.data.partition, seed=cfg.fl.seed, alpha=cfg.data.alpha)

@@ -12,7 +12,9 @@ def test_sampling_is_a_function_of_seed_and_round():
     assert not np.array_equal(a, sample_clients(100, 10, seed=4, round_idx=7))
 
 
-@pytest.mark.parametrize("rate, count, expected", [(0.2, None, 10), (1.0, None, 50), (0.001, None, 1), (None, 7, 7), (None, 500, 50)])
+@pytest.mark.parametrize(
+    "rate, count, expected", [(0.2, None, 10), (1.0, None, 50), (0.001, None, 1), (None, 7, 7), (None, 500, 50)]
+)
 def test_clients_per_round(rate, count, expected):
     assert clients_per_round(50, rate, count) == expected
 

@@ -36,11 +36,20 @@ CI = np.array([0.0, 0.1, -0.1, 0.0], np.float32)
 def test_one_step_control_is_the_gradient_at_x():
     # K = 1: y = x - lr (g(x) - c_i + c), so c_i+ = c_i - c + (x - y)/lr = g(x) exactly.
     x0 = np.zeros(4, np.float32)
-    r = client_update(Logits(), x0, torch.zeros(4, 1), torch.zeros(4, dtype=torch.int64),
-                      LocalTrainConfig(epochs=1, batch_size=4, lr=0.5), seed=0, control=(C, CI))
+    r = client_update(
+        Logits(),
+        x0,
+        torch.zeros(4, 1),
+        torch.zeros(4, dtype=torch.int64),
+        LocalTrainConfig(epochs=1, batch_size=4, lr=0.5),
+        seed=0,
+        control=(C, CI),
+    )
     assert r.steps == 1
     # g(0) for label 0 = [1/3 - 1, 1/3, 1/3]; correction c - c_i = [0.1, -0.3, 0.4]
-    np.testing.assert_allclose(r.delta[:3], [-0.5 * (-2 / 3 + 0.1), -0.5 * (1 / 3 - 0.3), -0.5 * (1 / 3 + 0.4)], atol=1e-6)
+    np.testing.assert_allclose(
+        r.delta[:3], [-0.5 * (-2 / 3 + 0.1), -0.5 * (1 / 3 - 0.3), -0.5 * (1 / 3 + 0.4)], atol=1e-6
+    )
     np.testing.assert_allclose(r.new_control, [-2 / 3, 1 / 3, 1 / 3, 0.0], atol=1e-6)
     np.testing.assert_allclose(r.control_delta, r.new_control - CI, atol=1e-7)
     assert r.delta[3] == 1.0  # the buffer moved, yet takes no control variate
@@ -111,13 +120,15 @@ def _mean_objective_grad(params, x, y):
 
     set_flat(m, params)
     loss = torch.nn.functional.cross_entropy(m(x), y)  # equal client sizes: the uniform client mean
-    loss = loss + 0.5 * WD * sum((p ** 2).sum() for p in m.parameters())
+    loss = loss + 0.5 * WD * sum((p**2).sum() for p in m.parameters())
     grads = torch.autograd.grad(loss, list(m.parameters()))
-    return float(torch.sqrt(sum((g ** 2).sum() for g in grads)))
+    return float(torch.sqrt(sum((g**2).sum() for g in grads)))
 
 
 def _federate(algo, x, y, parts, rounds):
-    spec = ExecutorSpec(model_fn=_model, local=LocalTrainConfig(epochs=20, batch_size=12, lr=0.2, weight_decay=WD), seed=0)
+    spec = ExecutorSpec(
+        model_fn=_model, local=LocalTrainConfig(epochs=20, batch_size=12, lr=0.2, weight_decay=WD), seed=0
+    )
     ex = ClientExecutor(spec, x.numpy(), y.numpy(), parts)
     from gptfl_ray.models.params import get_flat
 
@@ -125,7 +136,9 @@ def _federate(algo, x, y, parts, rounds):
     controls = {k: np.zeros_like(state.params) for k in range(len(parts))}
     uses = getattr(algo, "uses_control", False)
     for r in range(1, rounds + 1):
-        res = ex.run(state.params, list(range(len(parts))), r, state.slots.get("c") if uses else None, controls if uses else None)
+        res = ex.run(
+            state.params, list(range(len(parts))), r, state.slots.get("c") if uses else None, controls if uses else None
+        )
         state = algo.server_update(state, finalize(res.partial))
         controls.update(res.new_controls)
     return state.params

@@ -24,8 +24,13 @@ def setup():
 
 def round_result(setup, dropout=0.0, scale=None):
     ds, parts, factory = setup
-    spec = ExecutorSpec(model_fn=factory, local=LocalTrainConfig(epochs=1, batch_size=16, lr=0.1), seed=0, dropout=dropout,
-                        secagg_scale=scale or float(max(len(p) for p in parts)))
+    spec = ExecutorSpec(
+        model_fn=factory,
+        local=LocalTrainConfig(epochs=1, batch_size=16, lr=0.1),
+        seed=0,
+        dropout=dropout,
+        secagg_scale=scale or float(max(len(p) for p in parts)),
+    )
     ex = ClientExecutor(spec, ds.prepare(ds.x_train), ds.y_train, parts)
     return ex.run(get_flat(factory()), list(range(10)), round_idx=1)
 
@@ -61,7 +66,17 @@ def test_secure_rounds_on_ray_equal_local(setup, tmp_path):
     ds, parts, _ = setup
     params = {}
     for backend in ("local", "ray"):
-        cfg = federate_config(overrides=dict(rounds=2, clients=12, alpha=0.5, clients_per_round=6, backend=backend,
-                                             secure_aggregation=True, num_actors=2, client_cpus=0.5))
+        cfg = federate_config(
+            overrides=dict(
+                rounds=2,
+                clients=12,
+                alpha=0.5,
+                clients_per_round=6,
+                backend=backend,
+                secure_aggregation=True,
+                num_actors=2,
+                client_cpus=0.5,
+            )
+        )
         params[backend] = run_federation(cfg, ds, parts, tmp_path / backend).params
     np.testing.assert_allclose(params["ray"], params["local"], atol=1e-6)

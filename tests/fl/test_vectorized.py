@@ -23,8 +23,20 @@ def digits():
 
 
 def _run(digits, out, **kw):
-    base = dict(rounds=3, clients=12, alpha=0.1, clients_per_round=6, local_epochs=2, batch_size=10, model="cnn",
-                backend="local", momentum=0.5, weight_decay=1e-3, eval_every=3, checkpoint_every=0)
+    base = dict(
+        rounds=3,
+        clients=12,
+        alpha=0.1,
+        clients_per_round=6,
+        local_epochs=2,
+        batch_size=10,
+        model="cnn",
+        backend="local",
+        momentum=0.5,
+        weight_decay=1e-3,
+        eval_every=3,
+        checkpoint_every=0,
+    )
     base.update(kw)
     cfg = federate_config(overrides=base)
     parts = partition(digits.y_train, cfg.data.clients, cfg.data.partition, seed=cfg.fl.seed, alpha=cfg.data.alpha)
@@ -77,8 +89,12 @@ def test_ragged_clients_with_momentum_prox_and_control(model):
 
 def test_batchnorm_falls_back_to_sequential_with_one_line(caplog):
     x, y, parts = _ragged()
-    spec = ExecutorSpec(model_fn=ModelFactory("convnet", (1, 8, 8), 10, "batch"), local=LocalTrainConfig(), seed=0,
-                        executor="vectorized")
+    spec = ExecutorSpec(
+        model_fn=ModelFactory("convnet", (1, 8, 8), 10, "batch"),
+        local=LocalTrainConfig(),
+        seed=0,
+        executor="vectorized",
+    )
     with caplog.at_level(logging.INFO, logger="gptfl_ray.fl.executor"):
         e = ClientExecutor(spec, x, y, parts)
     assert e.mode == "sequential"
@@ -88,7 +104,9 @@ def test_batchnorm_falls_back_to_sequential_with_one_line(caplog):
 
 def test_a_failing_client_is_named_in_a_cohort():
     x, y, parts = _ragged()
-    spec = ExecutorSpec(model_fn=ModelFactory("cnn", (1, 8, 8), 10), local=LocalTrainConfig(), seed=0, fail_clients=(5, 2))
+    spec = ExecutorSpec(
+        model_fn=ModelFactory("cnn", (1, 8, 8), 10), local=LocalTrainConfig(), seed=0, fail_clients=(5, 2)
+    )
     with pytest.raises(ClientFailure, match="client 2 failed in round 4"):
         ClientExecutor(spec, x, y, parts).run(get_flat(spec.model_fn()), [0, 2, 5], 4)
 
@@ -100,7 +118,12 @@ def test_unknown_executor_is_refused():
 
 def test_auto_vectorizes_small_models_on_cpu_only():
     x, y, parts = _ragged()
-    mode = lambda m: ClientExecutor(ExecutorSpec(model_fn=ModelFactory(m, (1, 8, 8), 10), local=LocalTrainConfig(), seed=0), x, y, parts).mode  # noqa: E731
+
+    def mode(m):
+        return ClientExecutor(
+            ExecutorSpec(model_fn=ModelFactory(m, (1, 8, 8), 10), local=LocalTrainConfig(), seed=0), x, y, parts
+        ).mode  # noqa: E731
+
     assert mode("cnn") == "vectorized"
     assert mode("convnet") == "sequential"  # 300k weights: slower vectorized on one CPU thread
 

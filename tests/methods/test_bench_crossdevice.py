@@ -10,28 +10,66 @@ from gptfl_ray.bench_crossdevice import time_to_accuracy
 from gptfl_ray.cli.main import app
 
 runner = CliRunner()
-TINY = ["--clients", "6", "--rounds", "2", "--local-epochs", "1", "--per-class", "8", "--pretrain-epochs", "1",
-        "--backend", "local", "--train-workers", "0", "--alpha", "0.5", "--sample-rate", "0.5"]
+TINY = [
+    "--clients",
+    "6",
+    "--rounds",
+    "2",
+    "--local-epochs",
+    "1",
+    "--per-class",
+    "8",
+    "--pretrain-epochs",
+    "1",
+    "--backend",
+    "local",
+    "--train-workers",
+    "0",
+    "--alpha",
+    "0.5",
+    "--sample-rate",
+    "0.5",
+]
 
 
 def test_privacy_rows_per_budget_and_method(tmp_path):
-    res = runner.invoke(app, ["bench", "privacy", *TINY, "--epsilons", "2,50", "--seeds", "1", "--output-dir", str(tmp_path)])
+    res = runner.invoke(
+        app, ["bench", "privacy", *TINY, "--epsilons", "2,50", "--seeds", "1", "--output-dir", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "bench.json").read_text())
-    assert {(r["epsilon"], r["method"]) for r in out["rows"]} == {(e, m) for e in (None, 2.0, 50.0) for m in ("fedavg", "gptfl")}
+    assert {(r["epsilon"], r["method"]) for r in out["rows"]} == {
+        (e, m) for e in (None, 2.0, 50.0) for m in ("fedavg", "gptfl")
+    }
     for r in out["runs"]:
         if r["epsilon_target"] is None:
             assert r["epsilon_spent"] is None and r["noise_multiplier"] is None
         else:  # the accountant's epsilon after the last round meets the budget, and barely
-            assert r["epsilon_spent"] <= r["epsilon_target"] and r["epsilon_spent"] == pytest.approx(r["epsilon_target"], rel=0.02)
+            assert r["epsilon_spent"] <= r["epsilon_target"] and r["epsilon_spent"] == pytest.approx(
+                r["epsilon_target"], rel=0.02
+            )
     z = {r["epsilon"]: r["noise_multiplier"] for r in out["rows"]}
     assert z[2.0] > z[50.0] > 0  # a smaller budget takes more noise
     assert (tmp_path / "privacy.png").exists() and "no DP" in res.output
 
 
 def test_devices_rows_per_policy_and_method(tmp_path):
-    res = runner.invoke(app, ["bench", "devices", *TINY, "--seeds", "1", "--deadline-quantile", "0.5",
-                              "--over-select-factor", "1.5", "--output-dir", str(tmp_path)])
+    res = runner.invoke(
+        app,
+        [
+            "bench",
+            "devices",
+            *TINY,
+            "--seeds",
+            "1",
+            "--deadline-quantile",
+            "0.5",
+            "--over-select-factor",
+            "1.5",
+            "--output-dir",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "bench.json").read_text())
     rows = {(r["policy"], r["method"]): r for r in out["rows"]}
@@ -52,14 +90,17 @@ def test_time_to_accuracy():
     assert time_to_accuracy(curve, 0.5) == 1.5 and time_to_accuracy(curve, 0.9) is None
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["privacy", "--epsilons", "0,2"], "--epsilons"),
-    (["privacy", "--epsilons", "x"], "--epsilons"),
-    (["privacy", "--dp-clip", "-1"], "--dp-clip"),
-    (["devices", "--deadline-quantile", "0"], "--deadline-quantile"),
-    (["devices", "--deadline", "3"], "--deadline"),
-    (["devices", "--devices", "phones"], "--devices"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["privacy", "--epsilons", "0,2"], "--epsilons"),
+        (["privacy", "--epsilons", "x"], "--epsilons"),
+        (["privacy", "--dp-clip", "-1"], "--dp-clip"),
+        (["devices", "--deadline-quantile", "0"], "--deadline-quantile"),
+        (["devices", "--deadline", "3"], "--deadline"),
+        (["devices", "--devices", "phones"], "--devices"),
+    ],
+)
 def test_bad_input(tmp_path, args, needle):
     res = runner.invoke(app, ["bench", *args, "--backend", "local", "--output-dir", str(tmp_path / "b")])
     assert res.exit_code == 2 and needle in res.output, res.output

@@ -15,8 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from gptfl_ray.cli.main import app
-from gptfl_ray.methods.client_prompts import (ClientPromptBuilder, ClientUpload, build_uploads, encode_prompts,
-                                              prompt_spec, to_pil)
+from gptfl_ray.methods.client_prompts import (
+    ClientPromptBuilder,
+    ClientUpload,
+    build_uploads,
+    encode_prompts,
+    prompt_spec,
+    to_pil,
+)
 from gptfl_ray.methods.fgl import apportion, server_prompt_rows
 
 runner = CliRunner()
@@ -51,21 +57,50 @@ def tiny_captioner(path):
     """ViT encoder + GPT-2 decoder, 16-d, one layer each; a ~60-token BPE vocabulary."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (GPT2Config, PreTrainedTokenizerFast, ViTConfig, ViTImageProcessor,
-                              VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+    from transformers import (
+        GPT2Config,
+        PreTrainedTokenizerFast,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     words = "a photo of the handwritten digit number small large with white black on paper".split()
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([" ".join(words)] * 20, trainers.BpeTrainer(vocab_size=80, special_tokens=["<|endoftext|>", "<unk>"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
-                                   unk_token="<unk>", pad_token="<|endoftext|>")
+    tok.train_from_iterator(
+        [" ".join(words)] * 20, trainers.BpeTrainer(vocab_size=80, special_tokens=["<|endoftext|>", "<unk>"])
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+    )
     torch.manual_seed(0)
-    enc = ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1,
-                    num_attention_heads=2, intermediate_size=32)
-    dec = GPT2Config(vocab_size=len(fast), n_positions=32, n_embd=16, n_layer=1, n_head=2, add_cross_attention=True,
-                     is_decoder=True, bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
+    enc = ViTConfig(
+        image_size=16,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    dec = GPT2Config(
+        vocab_size=len(fast),
+        n_positions=32,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        add_cross_attention=True,
+        is_decoder=True,
+        bos_token_id=fast.eos_token_id,
+        eos_token_id=fast.eos_token_id,
+    )
     cfg = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
     cfg.decoder_start_token_id = cfg.pad_token_id = cfg.eos_token_id = fast.eos_token_id
     model = VisionEncoderDecoderModel(config=cfg)
@@ -106,11 +141,14 @@ def test_upload_bytes_are_the_prompts_utf8_json():
     assert json.loads(up.payload()) == body
 
 
-@pytest.mark.parametrize("weights, total, expected", [
-    ([3, 1], 8, [6, 2]),
-    ([1, 1, 2], 8, [2, 2, 4]),
-    ([5, 0, 5], 3, None),  # one 1.5/1.5 tie: sums to 3, the zero weight gets nothing
-])
+@pytest.mark.parametrize(
+    "weights, total, expected",
+    [
+        ([3, 1], 8, [6, 2]),
+        ([1, 1, 2], 8, [2, 2, 4]),
+        ([5, 0, 5], 3, None),  # one 1.5/1.5 tie: sums to 3, the zero weight gets nothing
+    ],
+)
 def test_apportion(weights, total, expected):
     got = apportion(weights, total, seed=0)
     assert got.sum() == total
@@ -121,16 +159,26 @@ def test_apportion(weights, total, expected):
 
 
 def test_server_rows_scale_counts_to_the_budget(digits):
-    ups = [ClientUpload(0, "class", [{"label": "1", "prompt": "a handwritten digit 1", "count": 30},
-                                     {"label": "2", "prompt": "a handwritten digit 2", "count": 10}]),
-           ClientUpload(1, "class", [{"label": "1", "prompt": "the number 1 written by hand", "count": 10}])]
+    ups = [
+        ClientUpload(
+            0,
+            "class",
+            [
+                {"label": "1", "prompt": "a handwritten digit 1", "count": 30},
+                {"label": "2", "prompt": "a handwritten digit 2", "count": 10},
+            ],
+        ),
+        ClientUpload(1, "class", [{"label": "1", "prompt": "the number 1 written by hand", "count": 10}]),
+    ]
     rows = server_prompt_rows(ups, digits, per_class=10, seed=0)
     assert len(rows) == 20  # 10 per class that some client holds
     by_prompt = Counter(r["prompt"].split(",")[0] for r in rows)
     assert by_prompt == {"a handwritten digit 1": 12, "a handwritten digit 2": 4, "the number 1 written by hand": 4}
     assert all(1 <= r["guidance"] <= 5 and r["label_name"] == digits.class_names[r["label"]] for r in rows)
     with pytest.raises(ValueError, match="client 1"):
-        server_prompt_rows([ups[0], ClientUpload(1, "class", [{"label": "eleven", "prompt": "x", "count": 1}])], digits, 5, 0)
+        server_prompt_rows(
+            [ups[0], ClientUpload(1, "class", [{"label": "eleven", "prompt": "x", "count": 1}])], digits, 5, 0
+        )
 
 
 def test_instance_prompts_caption_every_local_sample(digits, parts, captioner):
@@ -164,20 +212,32 @@ def test_ray_actor_pool_builds_the_same_uploads_as_the_local_loop(digits, parts,
     started = ensure_ray(num_cpus=2)
     try:
         on_ray = build_uploads(spec, digits.x_train, digits.y_train, small, backend="ray", num_actors=2, client_cpus=1)
-        classes = build_uploads(prompt_spec(digits, "class", 0), digits.x_train, digits.y_train, parts, backend="ray", num_actors=2)
+        classes = build_uploads(
+            prompt_spec(digits, "class", 0), digits.x_train, digits.y_train, parts, backend="ray", num_actors=2
+        )
     finally:
         if started:
             ray.shutdown()
     assert [u.payload() for u in on_ray] == [u.payload() for u in local]
-    assert [u.payload() for u in classes] == [u.payload() for u in build_uploads(prompt_spec(digits, "class", 0), digits.x_train, digits.y_train, parts)]
+    assert [u.payload() for u in classes] == [
+        u.payload() for u in build_uploads(prompt_spec(digits, "class", 0), digits.x_train, digits.y_train, parts)
+    ]
 
 
 def test_instance_prompts_refuse_audio_and_bad_styles():
     from gptfl_ray.data.base import Dataset
     from gptfl_ray.errors import ConfigError
 
-    audio = Dataset(name="clips", modality="audio", class_names=("yes", "no"), x_train=np.zeros((2, 16), np.float32),
-                    y_train=np.array([0, 1]), x_test=np.zeros((2, 16), np.float32), y_test=np.array([0, 1]), max_value=1.0)
+    audio = Dataset(
+        name="clips",
+        modality="audio",
+        class_names=("yes", "no"),
+        x_train=np.zeros((2, 16), np.float32),
+        y_train=np.array([0, 1]),
+        x_test=np.zeros((2, 16), np.float32),
+        y_test=np.array([0, 1]),
+        max_value=1.0,
+    )
     with pytest.raises(ConfigError, match="--fgl-prompts"):
         prompt_spec(audio, "instance", 0)
     with pytest.raises(ConfigError, match="--fgl-prompts"):
@@ -189,8 +249,18 @@ def test_server_hook_runs_after_every_update(digits, parts, tmp_path):
     from gptfl_ray.config import federate_config
     from gptfl_ray.fl.loop import run_federation
 
-    cfg = federate_config({}, {"clients": 6, "rounds": 2, "clients_per_round": 2, "local_epochs": 1, "backend": "local",
-                               "model": "mlp", "checkpoint_every": 0})
+    cfg = federate_config(
+        {},
+        {
+            "clients": 6,
+            "rounds": 2,
+            "clients_per_round": 2,
+            "local_epochs": 1,
+            "backend": "local",
+            "model": "mlp",
+            "checkpoint_every": 0,
+        },
+    )
     seen = []
 
     def hook(params, r):
@@ -207,11 +277,40 @@ def test_simulate_fgl_one_shot_and_rounds_local(tmp_path):
     run = tmp_path / "run"
     preset = tmp_path / "local.toml"
     preset.write_text('[generate]\nengine = "local"\n')  # no Ray anywhere: --backend local end to end
-    res = runner.invoke(app, [
-        "simulate", "--variants", "fgl", "--fgl-rounds", "2", "--server-finetune-epochs", "1", "--clients", "6",
-        "--clients-per-round", "3", "--local-epochs", "1", "--per-class", "8", "--pretrain-epochs", "2", "--alpha", "0.5",
-        "--model", "mlp", "--backend", "local", "--train-workers", "0", "--config", str(preset), "--output-dir", str(run),
-    ])
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--variants",
+            "fgl",
+            "--fgl-rounds",
+            "2",
+            "--server-finetune-epochs",
+            "1",
+            "--clients",
+            "6",
+            "--clients-per-round",
+            "3",
+            "--local-epochs",
+            "1",
+            "--per-class",
+            "8",
+            "--pretrain-epochs",
+            "2",
+            "--alpha",
+            "0.5",
+            "--model",
+            "mlp",
+            "--backend",
+            "local",
+            "--train-workers",
+            "0",
+            "--config",
+            str(preset),
+            "--output-dir",
+            str(run),
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["variants"]) == {"fgl", "fgl_rounds"}
@@ -243,19 +342,24 @@ def test_method_fgl_is_fedavg_beside_fgl():
     from gptfl_ray.cli.simulate import method_variants
     from gptfl_ray.methods.gptfl import simulate_config
 
-    cfg = simulate_config({}, {"simulate": {"variants": method_variants("fgl", None)}, "fgl": {"rounds": 3, "server_finetune_epochs": 1}})
+    cfg = simulate_config(
+        {}, {"simulate": {"variants": method_variants("fgl", None)}, "fgl": {"rounds": 3, "server_finetune_epochs": 1}}
+    )
     assert cfg.variants == ("fedavg", "fgl") and cfg.fgl.rounds == 3 and cfg.fgl.server_finetune_epochs == 1
     assert method_variants(None, "gptfl") == "gptfl"
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--fgl-prompts", "embedding"], "--fgl-prompts"),
-    (["--fgl-prompts", "instance", "--captioner", "/no/such/captioner"], "--captioner"),
-    (["--server-finetune-epochs", "2"], "--server-finetune-epochs"),
-    (["--fgl-rounds", "-1"], "--fgl-rounds"),
-    (["--method", "fgl", "--variants", "fedavg"], "--method"),
-    (["--method", "magic"], "--method"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--fgl-prompts", "embedding"], "--fgl-prompts"),
+        (["--fgl-prompts", "instance", "--captioner", "/no/such/captioner"], "--captioner"),
+        (["--server-finetune-epochs", "2"], "--server-finetune-epochs"),
+        (["--fgl-rounds", "-1"], "--fgl-rounds"),
+        (["--method", "fgl", "--variants", "fedavg"], "--method"),
+        (["--method", "magic"], "--method"),
+    ],
+)
 def test_bad_fgl_input_fails_in_one_line(tmp_path, args, needle):
     base = ["simulate", "--backend", "local", "--train-workers", "0", "--output-dir", str(tmp_path / "run")]
     res = runner.invoke(app, [*base, *(args if "--method" in args else ["--variants", "fgl", *args])])

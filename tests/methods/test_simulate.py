@@ -8,8 +8,22 @@ from typer.testing import CliRunner
 from gptfl_ray.cli.main import app
 
 runner = CliRunner()
-TINY = ["--clients", "8", "--clients-per-round", "4", "--rounds", "3", "--local-epochs", "1", "--per-class", "12",
-        "--pretrain-epochs", "2", "--alpha", "0.5"]
+TINY = [
+    "--clients",
+    "8",
+    "--clients-per-round",
+    "4",
+    "--rounds",
+    "3",
+    "--local-epochs",
+    "1",
+    "--per-class",
+    "12",
+    "--pretrain-epochs",
+    "2",
+    "--alpha",
+    "0.5",
+]
 
 
 def simulate(*args):
@@ -31,7 +45,9 @@ def test_simulate_end_to_end_on_ray(tmp_path):
         assert [r for r, _ in v["accuracy_per_round"]] == [0, 1, 2, 3]
     assert summary["variants"]["synthetic"]["final_round"] == 0
     # GPT-FL starts from the pre-trained model: its round-0 accuracy is the synthetic model's.
-    assert summary["variants"]["gptfl"]["accuracy_per_round"][0][1] == pytest.approx(summary["variants"]["synthetic"]["final_accuracy"])
+    assert summary["variants"]["gptfl"]["accuracy_per_round"][0][1] == pytest.approx(
+        summary["variants"]["synthetic"]["final_accuracy"]
+    )
     for png in ("accuracy_vs_rounds.png", "accuracy_vs_bytes.png", "gradient_diversity.png"):
         assert (run / "plots" / png).stat().st_size > 1000
     assert (run / "pretrain" / "model.safetensors").exists() and (run / "synthetic" / "manifest.json").exists()

@@ -21,8 +21,23 @@ from gptfl_ray.models.io import save_model_file
 @pytest.fixture(scope="module")
 def federated(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "run"
-    args = ["federate", "--rounds", "3", "--clients", "6", "--clients-per-round", "3", "--model", "cnn",
-            "--local-epochs", "1", "--backend", "local", "--output-dir", str(out)]
+    args = [
+        "federate",
+        "--rounds",
+        "3",
+        "--clients",
+        "6",
+        "--clients-per-round",
+        "3",
+        "--model",
+        "cnn",
+        "--local-epochs",
+        "1",
+        "--backend",
+        "local",
+        "--output-dir",
+        str(out),
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     return out
@@ -63,8 +78,19 @@ def test_a_file_without_metadata_is_refused_with_one_line(tmp_path):
 def test_audio_preprocessing_is_the_training_front_end():
     rng = np.random.default_rng(0)
     waves = rng.normal(0, 0.1, (3, 4000)).astype(np.float32)
-    ds = Dataset("toy-audio", "audio", ("yes", "no"), waves, np.array([0, 1, 0]), waves[:2], np.array([0, 1]),
-                 max_value=1.0, mean=(0.0,), std=(1.0,), extra={"sample_rate": 16_000})
+    ds = Dataset(
+        "toy-audio",
+        "audio",
+        ("yes", "no"),
+        waves,
+        np.array([0, 1, 0]),
+        waves[:2],
+        np.array([0, 1]),
+        max_value=1.0,
+        mean=(0.0,),
+        std=(1.0,),
+        extra={"sample_rate": 16_000},
+    )
     meta = describe("fedaudio", "default", ds)
     exported = ExportedModel(torch.nn.Identity(), meta)
     np.testing.assert_array_equal(exported.preprocess(waves), ds.prepare(waves))

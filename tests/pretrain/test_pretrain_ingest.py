@@ -128,12 +128,19 @@ def test_interrupted_in_process_pretraining_resumes_to_the_uninterrupted_weights
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert resumed.history == full.history
     # other settings never resume a stale checkpoint
-    other = pretrain_on_shards(PretrainConfig(epochs=1, batch_size=16, lr=0.05, train_workers=0), _factory(digits),
-                               digits, synth_run, tmp_path / "cut")
+    other = pretrain_on_shards(
+        PretrainConfig(epochs=1, batch_size=16, lr=0.05, train_workers=0),
+        _factory(digits),
+        digits,
+        synth_run,
+        tmp_path / "cut",
+    )
     assert [r["epoch"] for r in other.history] == [1]
 
 
-def test_ray_train_resumes_from_its_last_checkpoint_to_the_uninterrupted_weights(ray_local, digits, synth_run, tmp_path):
+def test_ray_train_resumes_from_its_last_checkpoint_to_the_uninterrupted_weights(
+    ray_local, digits, synth_run, tmp_path
+):
     """Two epochs, then a new fit with the same settings: Ray Train restores its run snapshot."""
     from gptfl_ray.pretrain.trainer import pretrain_on_shards
 

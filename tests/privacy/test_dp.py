@@ -60,7 +60,7 @@ def test_release_adds_noise_to_the_sum_and_divides_by_the_fixed_denominator():
 def test_clipping_bounds_every_contribution(weighting):
     rng = np.random.default_rng(0)
     clip = 0.7
-    for i in range(50):
+    for _i in range(50):
         d = rng.normal(0, 10.0 ** rng.uniform(-3, 2), size=257).astype(np.float32)
         n = int(rng.integers(1, 100))
         v = client_contribution(d, n, clip, weighting, cap=32.0, with_bit=False)
@@ -86,10 +86,14 @@ def test_epsilon_matches_the_library_for_the_same_parameters(z, rounds, q):
     # Poisson: RDP under add/remove-one; fixed size: RDP under replace-one (Wang et al. 2019)
     acc = dpa.rdp.RdpAccountant(RDP_ORDERS, dpa.NeighboringRelation.ADD_OR_REMOVE_ONE)
     acc.compose(dpa.PoissonSampledDpEvent(q, dpa.GaussianDpEvent(z)), rounds)
-    assert epsilon(z, rounds, 1e-5, sampling="poisson", num_clients=100, sample_rate=q) == pytest.approx(acc.get_epsilon(1e-5), rel=1e-9)
+    assert epsilon(z, rounds, 1e-5, sampling="poisson", num_clients=100, sample_rate=q) == pytest.approx(
+        acc.get_epsilon(1e-5), rel=1e-9
+    )
     acc = dpa.rdp.RdpAccountant(RDP_ORDERS, dpa.NeighboringRelation.REPLACE_ONE)
     acc.compose(dpa.SampledWithoutReplacementDpEvent(100, int(q * 100), dpa.GaussianDpEvent(z)), rounds)
-    assert epsilon(z, rounds, 1e-5, sampling="fixed", num_clients=100, sample_rate=q) == pytest.approx(acc.get_epsilon(1e-5), rel=1e-9)
+    assert epsilon(z, rounds, 1e-5, sampling="fixed", num_clients=100, sample_rate=q) == pytest.approx(
+        acc.get_epsilon(1e-5), rel=1e-9
+    )
     # PLD is tighter than RDP for the same mechanism, and close to it
     pld = epsilon(z, rounds, 1e-5, sampling="poisson", num_clients=100, sample_rate=q, accountant="pld")
     rdp = epsilon(z, rounds, 1e-5, sampling="poisson", num_clients=100, sample_rate=q)
@@ -101,12 +105,16 @@ def test_epsilon_without_sampling_matches_the_gaussian_mechanism_in_closed_form(
     # T Gaussian rounds with multiplier z are one Gaussian with multiplier z / sqrt(T); the library's
     # exact (Balle and Wang 2018) epsilon for it is the reference for the PLD accountant...
     exact = dpa.get_epsilon_gaussian(z / math.sqrt(rounds), delta)
-    assert epsilon(z, rounds, delta, sampling="poisson", num_clients=10, sample_rate=1.0, accountant="pld") == pytest.approx(exact, rel=0.02)
+    assert epsilon(
+        z, rounds, delta, sampling="poisson", num_clients=10, sample_rate=1.0, accountant="pld"
+    ) == pytest.approx(exact, rel=0.02)
     # ... and RDP's closed form rdp(a) = T a / (2 z^2) with the library's conversion for the RDP one
     a = np.asarray(RDP_ORDERS)
     rdp = rounds * a / (2 * z * z)
     eps = np.min(rdp + np.log1p(-1 / a) - (np.log(delta) + np.log(a)) / (a - 1))
-    assert epsilon(z, rounds, delta, sampling="poisson", num_clients=10, sample_rate=1.0) == pytest.approx(eps, rel=1e-6)
+    assert epsilon(z, rounds, delta, sampling="poisson", num_clients=10, sample_rate=1.0) == pytest.approx(
+        eps, rel=1e-6
+    )
     assert exact <= eps
 
 
@@ -122,8 +130,14 @@ def test_calibration_reaches_the_target_epsilon(sampling):
     z = calibrate_noise(4.0, 30, 1e-5, sampling=sampling, num_clients=50, sample_rate=0.2)
     got = epsilon(z, 30, 1e-5, sampling=sampling, num_clients=50, sample_rate=0.2)
     assert got <= 4.0 and got == pytest.approx(4.0, rel=0.01)
-    m = DPMechanism(DPConfig(dp_epsilon=4.0, dp_sampling=sampling), num_clients=50, client_sizes=[1] * 50,
-                    sample_rate=0.2, rounds=30, seed=0)
+    m = DPMechanism(
+        DPConfig(dp_epsilon=4.0, dp_sampling=sampling),
+        num_clients=50,
+        client_sizes=[1] * 50,
+        sample_rate=0.2,
+        rounds=30,
+        seed=0,
+    )
     assert m.z == pytest.approx(z) and m.epsilon(30) <= 4.0
 
 
@@ -147,25 +161,34 @@ def test_adaptive_clip_moves_toward_the_quantile():
 def test_noise_split_keeps_the_total_multiplier():
     z, sb = 1.0, 2.5
     zd = split_noise(z, sb, 0.5)
-    assert zd ** -2 + (sb / 0.5) ** -2 == pytest.approx(z ** -2)
+    assert zd**-2 + (sb / 0.5) ** -2 == pytest.approx(z**-2)
     with pytest.raises(ConfigError, match="--dp-clip-noise"):
         split_noise(1.0, 0.4, 0.5)
-    m = DPMechanism(DPConfig(dp_noise=1.0, dp_clip_quantile=0.5), num_clients=400, client_sizes=[1] * 400,
-                    sample_rate=0.25, rounds=3, seed=0)
+    m = DPMechanism(
+        DPConfig(dp_noise=1.0, dp_clip_quantile=0.5),
+        num_clients=400,
+        client_sizes=[1] * 400,
+        sample_rate=0.25,
+        rounds=3,
+        seed=0,
+    )
     assert m.bit_noise == pytest.approx(100 / 20) and m.z_update > m.z
 
 
-@pytest.mark.parametrize("kw, option", [
-    ({"dp_noise": 1.0, "dp_epsilon": 2.0}, "--dp-noise"),
-    ({"dp_noise": -1.0}, "--dp-noise"),
-    ({"dp_epsilon": 0.0}, "--dp-epsilon"),
-    ({"dp_delta": 1.0}, "--dp-delta"),
-    ({"dp_clip": 0.0}, "--dp-clip"),
-    ({"dp_clip_quantile": 1.0}, "--dp-clip-quantile"),
-    ({"dp_sampling": "shuffle"}, "--dp-sampling"),
-    ({"dp_weighting": "linear"}, "--dp-weighting"),
-    ({"dp_accountant": "pld", "dp_sampling": "fixed"}, "--dp-accountant"),
-])
+@pytest.mark.parametrize(
+    "kw, option",
+    [
+        ({"dp_noise": 1.0, "dp_epsilon": 2.0}, "--dp-noise"),
+        ({"dp_noise": -1.0}, "--dp-noise"),
+        ({"dp_epsilon": 0.0}, "--dp-epsilon"),
+        ({"dp_delta": 1.0}, "--dp-delta"),
+        ({"dp_clip": 0.0}, "--dp-clip"),
+        ({"dp_clip_quantile": 1.0}, "--dp-clip-quantile"),
+        ({"dp_sampling": "shuffle"}, "--dp-sampling"),
+        ({"dp_weighting": "linear"}, "--dp-weighting"),
+        ({"dp_accountant": "pld", "dp_sampling": "fixed"}, "--dp-accountant"),
+    ],
+)
 def test_bad_settings_name_the_option(kw, option):
     with pytest.raises(ConfigError, match=option):
         DPConfig(**kw)

@@ -94,9 +94,12 @@ def test_client_with_more_names_than_capacity_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "subject"),
-    [({"capacity": 0}, "capacity"), ({"capacity": 4, "hashes": 2}, "hashes"),
-     ({"capacity": 4, "prime": 2**61}, "prime"), ({"capacity": 4, "max_key_bytes": 0},
-                                                   "max_key_bytes")],
+    [
+        ({"capacity": 0}, "capacity"),
+        ({"capacity": 4, "hashes": 2}, "hashes"),
+        ({"capacity": 4, "prime": 2**61}, "prime"),
+        ({"capacity": 4, "max_key_bytes": 0}, "max_key_bytes"),
+    ],
 )
 def test_bad_parameters_name_the_option(kwargs: dict, subject: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -10,8 +10,7 @@ from gptfl_ray.privacy import iblt
 from gptfl_ray.privacy.labels import INITIAL_CAPACITY, private_label_union
 from gptfl_ray.privacy.secagg import SecAggAbort
 
-CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck"]
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def _clients(vocab: list[str], n: int, seed: int) -> list[set[str]]:

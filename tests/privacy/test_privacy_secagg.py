@@ -44,8 +44,9 @@ def test_sum_is_exact_with_dropout(modulus: int, dropped: int) -> None:
 def test_clients_that_skip_unmasking_still_count() -> None:
     vectors = _int_vectors(P61, length=31)
     ids = sorted(vectors)
-    result = secure_sum_int(vectors, P61, threshold=14, dropout={ids[0], ids[1]},
-                            dropout_unmask={ids[2], ids[3], ids[4]}, rng_seed=2)
+    result = secure_sum_int(
+        vectors, P61, threshold=14, dropout={ids[0], ids[1]}, dropout_unmask={ids[2], ids[3], ids[4]}, rng_seed=2
+    )
     assert ids[2] in result.survivors and ids[0] not in result.survivors
     assert result.total.tolist() == _plain_sum(vectors, result.survivors, P61)
 
@@ -77,8 +78,7 @@ def test_too_few_unmasking_responses_abort() -> None:
     vectors = _int_vectors(P61, length=16)
     ids = sorted(vectors)
     with pytest.raises(SecAggAbort, match="only 13 clients answered the unmasking request"):
-        secure_sum_int(vectors, P61, threshold=14, dropout=set(ids[:4]),
-                       dropout_unmask=set(ids[4:7]), rng_seed=4)
+        secure_sum_int(vectors, P61, threshold=14, dropout=set(ids[:4]), dropout_unmask=set(ids[4:7]), rng_seed=4)
 
 
 @pytest.mark.parametrize("threshold", [10, 21, 0])
@@ -102,8 +102,7 @@ def _masked_vector_of(client_index: int, **kwargs) -> np.ndarray:
 
 def _chi_square_p(residues: np.ndarray, modulus: int, bins: int = 256) -> float:
     # Top 8 bits of each residue: equal-width bins, uniform under the null hypothesis.
-    counts = np.bincount((residues.astype(np.uint64) * bins // modulus).astype(np.int64),
-                         minlength=bins)
+    counts = np.bincount((residues.astype(np.uint64) * bins // modulus).astype(np.int64), minlength=bins)
     return float(chisquare(counts).pvalue)
 
 

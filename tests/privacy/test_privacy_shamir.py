@@ -43,6 +43,7 @@ def test_float_matmul_mod_is_exact_beyond_one_block() -> None:
     k = 2 * 2048 + 5  # three blocks of the exact float64 accumulation
     a = rng.integers(shamir.PRIME - 1000, shamir.PRIME, (3, k))  # large entries: worst case
     b = rng.integers(shamir.PRIME - 1000, shamir.PRIME, (k, 2))
-    expected = [[sum(int(x) * int(y) for x, y in zip(a[i], b[:, j])) % shamir.PRIME
-                 for j in range(2)] for i in range(3)]
+    expected = [
+        [sum(int(x) * int(y) for x, y in zip(a[i], b[:, j])) % shamir.PRIME for j in range(2)] for i in range(3)
+    ]
     assert shamir.matmul_mod(a, b).tolist() == expected

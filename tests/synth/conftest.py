@@ -40,8 +40,17 @@ def fake_dataset(name="pets", classes=("cat", "dog", "bird"), shape=(3, 16, 16),
     dtype = np.float32 if modality == "audio" else np.uint8
     x = np.zeros((n, *shape), dtype)
     y = np.arange(n) % len(classes)
-    return Dataset(name=name, modality=modality, class_names=tuple(classes), x_train=x, y_train=y,
-                   x_test=x[:3], y_test=y[:3], max_value=1.0 if modality == "audio" else 255.0, **kw)
+    return Dataset(
+        name=name,
+        modality=modality,
+        class_names=tuple(classes),
+        x_train=x,
+        y_train=y,
+        x_test=x[:3],
+        y_test=y[:3],
+        max_value=1.0 if modality == "audio" else 255.0,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="session")

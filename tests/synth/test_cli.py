@@ -27,17 +27,20 @@ def _invoke(app, args):
     return CliRunner().invoke(app, args)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["generate", "--generator", "dalle"], "--generator: unknown generator 'dalle'"),
-    (["generate", "--generator", "diffusers", "--model", "/no/such/model"], "/no/such/model"),
-    (["generate", "--per-class", "0"], "--per-class"),
-    (["generate", "--per-class", "-2"], "--per-class"),
-    (["generate", "--scale", "-1"], "--scale"),
-    (["generate", "--gen-actors", "0"], "--gen-actors"),
-    (["prompts", "--per-class", "0"], "--per-class"),
-    (["prompts", "--labels", "0,1,2,cat"], "label set does not match"),
-    (["prompts", "--style", "haiku"], "--style"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["generate", "--generator", "dalle"], "--generator: unknown generator 'dalle'"),
+        (["generate", "--generator", "diffusers", "--model", "/no/such/model"], "/no/such/model"),
+        (["generate", "--per-class", "0"], "--per-class"),
+        (["generate", "--per-class", "-2"], "--per-class"),
+        (["generate", "--scale", "-1"], "--scale"),
+        (["generate", "--gen-actors", "0"], "--gen-actors"),
+        (["prompts", "--per-class", "0"], "--per-class"),
+        (["prompts", "--labels", "0,1,2,cat"], "label set does not match"),
+        (["prompts", "--style", "haiku"], "--style"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(app, tmp_path, args, fragment):
     result = _invoke(app, args + ["--output-dir", str(tmp_path)])
     assert result.exit_code == 2, result.output

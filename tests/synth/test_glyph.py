@@ -20,8 +20,9 @@ DIGITS = TargetFormat("digits", "image", (1, 8, 8), 16.0)
 
 def test_digits_match_sklearn_format_and_are_seeded():
     gen = GlyphGenerator(DIGITS)
-    b = batch_of([f"a handwritten digit {i}" for i in range(10)], seeds=np.arange(10) + 100,
-                 names=[str(i) for i in range(10)])
+    b = batch_of(
+        [f"a handwritten digit {i}" for i in range(10)], seeds=np.arange(10) + 100, names=[str(i) for i in range(10)]
+    )
     x = np.stack(gen.generate(b))
     assert x.shape == (10, 1, 8, 8) and x.dtype == np.uint8
     assert x.max() <= 16 and x.min() == 0 and (x == 16).any()
@@ -48,7 +49,8 @@ def test_glyph_settings_come_from_the_format_not_from_real_samples():
 
     tree = ast.parse(inspect.getsource(glyph))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
-        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert not any(m and (m.startswith("gptfl_ray.data") or m.startswith("sklearn")) for m in imported)
     attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert not attrs & {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "load_digits"}
@@ -72,8 +74,9 @@ def test_style_words_steer_rendering():
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
 def test_other_image_sets_get_their_size_and_channels(shape):
     target = TargetFormat("cifar10", "image", shape)
-    x = GlyphGenerator(target).generate(batch_of(["a photo of a cat", "a photo of a truck, noisy"], [1, 2],
-                                                 names=["cat", "truck"]))
+    x = GlyphGenerator(target).generate(
+        batch_of(["a photo of a cat", "a photo of a truck, noisy"], [1, 2], names=["cat", "truck"])
+    )
     assert all(s.shape == shape and s.dtype == np.uint8 for s in x)
     assert all(s.std() > 10 for s in x)  # something is drawn
 

@@ -43,8 +43,9 @@ def test_diffusers_images_by_path_seeded_and_guided(tiny_sd):
 
     gen = DiffusersImageGenerator(CIFAR, str(tiny_sd), SD_OPTS)
     seen = _record_guidance(gen)
-    b = batch_of(["a photo of a cat", "a photo of a dog", "a photo of a cat"], seeds=[5, 6, 5],
-                 guidance=[1.25, 4.75, 1.25])
+    b = batch_of(
+        ["a photo of a cat", "a photo of a dog", "a photo of a cat"], seeds=[5, 6, 5], guidance=[1.25, 4.75, 1.25]
+    )
     out = gen(b)
     assert seen == [1.25, 4.75]  # one pipeline call per guidance scale, not per row
     x = gen.generate(b)
@@ -76,7 +77,10 @@ def test_diffusers_batched_rows_match_per_row_calls(tiny_sd):
 def test_diffusers_scheduler_is_dpm_solver_unless_default(tiny_sd):
     from gptfl_ray.synth.generators.diffusers_image import DiffusersImageGenerator
 
-    assert type(DiffusersImageGenerator(CIFAR, str(tiny_sd), SD_OPTS).pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert (
+        type(DiffusersImageGenerator(CIFAR, str(tiny_sd), SD_OPTS).pipe.scheduler).__name__
+        == "DPMSolverMultistepScheduler"
+    )
     plain = DiffusersImageGenerator(CIFAR, str(tiny_sd), {**SD_OPTS, "scheduler": "default"})
     assert type(plain.pipe.scheduler).__name__ == "DDIMScheduler"
 
@@ -88,10 +92,13 @@ def test_diffusers_into_digits_format(tiny_sd):
     assert x[0].shape == (1, 8, 8) and x[0].dtype == np.uint8 and x[0].max() <= 16
 
 
-@pytest.mark.parametrize("make_path", [
-    lambda tmp: str(tmp / "no-such-model"),  # does not exist
-    lambda tmp: str(tmp),  # exists, holds no model
-])
+@pytest.mark.parametrize(
+    "make_path",
+    [
+        lambda tmp: str(tmp / "no-such-model"),  # does not exist
+        lambda tmp: str(tmp),  # exists, holds no model
+    ],
+)
 def test_bad_model_path_is_one_config_error_naming_it(tmp_path, make_path):
     from gptfl_ray.synth.generators.diffusers_image import DiffusersImageGenerator
 
@@ -105,8 +112,9 @@ def test_speecht5_clips_by_path(tiny_tts, tmp_path):
     from gptfl_ray.synth.generators.speecht5 import SpeechT5Generator
 
     model, vocoder = tiny_tts
-    gen = SpeechT5Generator(SPEECH, str(model), {"vocoder": str(vocoder), "maxlenratio": 4.0,
-                                                  "speaker_embeddings": "random"})
+    gen = SpeechT5Generator(
+        SPEECH, str(model), {"vocoder": str(vocoder), "maxlenratio": 4.0, "speaker_embeddings": "random"}
+    )
     assert gen.resolved_revision().endswith("speakers=random-offline-fallback")
     b = batch_of(["yes", "no", "yes"], seeds=[1, 2, 1])
     clips = gen.generate(b)
@@ -114,8 +122,9 @@ def test_speecht5_clips_by_path(tiny_tts, tmp_path):
     assert np.array_equal(clips[0], clips[2]) and not np.array_equal(clips[0], clips[1])
     emb = tmp_path / "xvectors.npy"
     np.save(emb, np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32))
-    with_file = SpeechT5Generator(SPEECH, str(model), {"vocoder": str(vocoder), "speaker_embeddings": str(emb),
-                                                       "maxlenratio": 4.0})
+    with_file = SpeechT5Generator(
+        SPEECH, str(model), {"vocoder": str(vocoder), "speaker_embeddings": str(emb), "maxlenratio": 4.0}
+    )
     assert with_file.generate(b)[0].shape == (16000,)
     assert "speakers=local:sha256:" in with_file.resolved_revision()
     with pytest.raises(ConfigError) as err:
@@ -130,7 +139,9 @@ def test_audioldm_clips_by_path(tiny_aldm):
 
     gen = AudioLDMGenerator(SOUND, str(tiny_aldm), {"steps": 2})
     seen = _record_guidance(gen)
-    clips = gen.generate(batch_of(["a dog barking", "rain", "a dog barking"], seeds=[3, 4, 3], guidance=[2.0, 3.5, 2.0]))
+    clips = gen.generate(
+        batch_of(["a dog barking", "rain", "a dog barking"], seeds=[3, 4, 3], guidance=[2.0, 3.5, 2.0])
+    )
     assert seen == [2.0, 3.5]  # rows sharing a guidance scale ran in one call
     assert all(c.shape == (8000,) and c.dtype == np.float32 for c in clips)
     scale = float(np.abs(clips[0]).max())  # random weights: tiny amplitudes, so compare relatively

@@ -11,7 +11,13 @@ from gptfl_ray.errors import ConfigError
 from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
 from gptfl_ray.synth.labels import client_label_names, parse_label_option, server_label_names, union_label_names
 from gptfl_ray.synth.prompts import (
-    GLYPH_STYLE_WORDS, build_prompts, ensure_prompts, names_label, prompts_path, read_prompts, take_per_class,
+    GLYPH_STYLE_WORDS,
+    build_prompts,
+    ensure_prompts,
+    names_label,
+    prompts_path,
+    read_prompts,
+    take_per_class,
     write_prompts,
 )
 
@@ -24,10 +30,13 @@ def test_server_label_names_accepts_a_received_set_in_dataset_order(digits):
     assert server_label_names(digits, union_label_names(halves)) == list(digits.class_names)
 
 
-@pytest.mark.parametrize("names, fragment", [
-    (["0", "1", "cat"], "not in the data set: 'cat'"),
-    ([str(i) for i in range(9)], "missing: '9'"),
-])
+@pytest.mark.parametrize(
+    "names, fragment",
+    [
+        (["0", "1", "cat"], "not in the data set: 'cat'"),
+        ([str(i) for i in range(9)], "missing: '9'"),
+    ],
+)
 def test_label_set_that_does_not_match_is_one_config_error(digits, names, fragment):
     with pytest.raises(ConfigError) as err:
         server_label_names(digits, names)
@@ -43,21 +52,35 @@ def test_parse_label_option(tmp_path):
         parse_label_option(f"@{tmp_path / 'missing.txt'}")
 
 
-@pytest.mark.parametrize("kwargs, option", [
-    ({"per_class": 0}, "--per-class"), ({"per_class": -3}, "--per-class"), ({"scale": 0.0}, "--scale"),
-    ({"scale": -1.0}, "--scale"), ({"per_class": 2, "scale": 1.0}, "--per-class"), ({"style": "poem"}, "--style"),
-    ({"guidance_min": 6.0}, "--guidance-min"),
-])
+@pytest.mark.parametrize(
+    "kwargs, option",
+    [
+        ({"per_class": 0}, "--per-class"),
+        ({"per_class": -3}, "--per-class"),
+        ({"scale": 0.0}, "--scale"),
+        ({"scale": -1.0}, "--scale"),
+        ({"per_class": 2, "scale": 1.0}, "--per-class"),
+        ({"style": "poem"}, "--style"),
+        ({"guidance_min": 6.0}, "--guidance-min"),
+    ],
+)
 def test_prompts_config_validation_names_the_option(kwargs, option):
     with pytest.raises(ConfigError) as err:
         PromptsConfig(**kwargs)
     assert err.value.subject == option
 
 
-@pytest.mark.parametrize("kwargs, option", [
-    ({"gen_actors": 0}, "--gen-actors"), ({"gen_gpus": -0.5}, "--gen-gpus"), ({"batch_size": 0}, "--batch-size"),
-    ({"shard_size": -1}, "--shard-size"), ({"per_class": 0}, "--per-class"), ({"engine": "spark"}, "--engine"),
-])
+@pytest.mark.parametrize(
+    "kwargs, option",
+    [
+        ({"gen_actors": 0}, "--gen-actors"),
+        ({"gen_gpus": -0.5}, "--gen-gpus"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"shard_size": -1}, "--shard-size"),
+        ({"per_class": 0}, "--per-class"),
+        ({"engine": "spark"}, "--engine"),
+    ],
+)
 def test_generate_config_validation_names_the_option(kwargs, option):
     with pytest.raises(ConfigError) as err:
         GenerateConfig(**kwargs)

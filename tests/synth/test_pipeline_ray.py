@@ -13,7 +13,11 @@ from gptfl_ray.synth.generators.base import TargetFormat
 from gptfl_ray.synth.pipeline import ensure_generated, generate, plan_rows
 from gptfl_ray.synth.prompts import build_prompts, ensure_prompts
 from gptfl_ray.synth.store import (
-    SyntheticTorchDataset, load_synthetic, read_manifest, synth_dir, synthetic_ray_dataset,
+    SyntheticTorchDataset,
+    load_synthetic,
+    read_manifest,
+    synth_dir,
+    synthetic_ray_dataset,
 )
 
 pytestmark = pytest.mark.ray
@@ -71,7 +75,9 @@ def test_resume_writes_only_missing_or_broken_shards(ray_local, digits, digit_ro
     again = _run(digit_rows, digits, run, gen_actors=2)
     assert sorted(again["written_shards"]) == [1, 3]
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
-    assert again["sha256"] == first["sha256"] and _shard_hashes(run) == {e["file"]: e["sha256"] for e in first["shards"]}
+    assert again["sha256"] == first["sha256"] and _shard_hashes(run) == {
+        e["file"]: e["sha256"] for e in first["shards"]
+    }
     assert _run(digit_rows, digits, run, gen_actors=1)["written_shards"] == []  # complete: nothing to do
     with pytest.raises(ConfigError) as err:  # another seed would mix two generations
         _run(digit_rows, digits, run, seed=5)
@@ -103,8 +109,15 @@ def test_store_reads_back_raw_arrays_torch_and_ray(ray_local, digits, tmp_path, 
 def test_tiny_stable_diffusion_through_the_actor_pool(ray_local, digits, tiny_sd, tmp_path):
     """A model loaded by path inside an actor; output equals the plain loop's."""
     rows = build_prompts(digits, PromptsConfig(per_class=1, seed=4))[:4]
-    kw = {"generator": "diffusers", "model": str(tiny_sd), "steps": 2, "height": 16, "width": 16, "shard_size": 2,
-          "batch_size": 1}
+    kw = {
+        "generator": "diffusers",
+        "model": str(tiny_sd),
+        "steps": 2,
+        "height": 16,
+        "width": 16,
+        "shard_size": 2,
+        "batch_size": 1,
+    }
     ray_run = _run(rows, digits, tmp_path / "ray", gen_actors=1, **kw)
     local_run = _run(rows, digits, tmp_path / "local", engine="local", **kw)
     assert ray_run["sha256"] == local_run["sha256"] and ray_run["total_rows"] == 4

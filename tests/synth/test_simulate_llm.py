@@ -9,8 +9,28 @@ from typer.testing import CliRunner
 
 from gptfl_ray.cli.main import app
 
-TINY = ["--clients", "4", "--clients-per-round", "2", "--rounds", "1", "--local-epochs", "1", "--per-class", "6",
-        "--pretrain-epochs", "1", "--alpha", "0.5", "--variants", "synthetic", "--backend", "local", "--train-workers", "0"]
+TINY = [
+    "--clients",
+    "4",
+    "--clients-per-round",
+    "2",
+    "--rounds",
+    "1",
+    "--local-epochs",
+    "1",
+    "--per-class",
+    "6",
+    "--pretrain-epochs",
+    "1",
+    "--alpha",
+    "0.5",
+    "--variants",
+    "synthetic",
+    "--backend",
+    "local",
+    "--train-workers",
+    "0",
+]
 
 
 def test_llm_prompt_counts_reach_summary_and_terminal(tmp_path, tiny_gpt2):
@@ -36,5 +56,7 @@ def test_template_prompts_report_no_fallback(tmp_path):
     res = CliRunner().invoke(app, ["simulate", *TINY, "--output-dir", str(run)])
     assert res.exit_code == 0, res.output
     counts = json.loads((run / "summary.json").read_text())["prompts"]
-    assert counts["style"] == "class" and counts["llm"] == 0 and counts["template_fallback"] == 0 and counts["total"] > 0
+    assert (
+        counts["style"] == "class" and counts["llm"] == 0 and counts["template_fallback"] == 0 and counts["total"] > 0
+    )
     assert "fell back" not in res.output

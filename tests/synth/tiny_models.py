@@ -9,8 +9,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-WORDS = ["a", "photo", "of", "the", "handwritten", "digit", "sound", "dog", "cat", "bird", "in", "sky",
-         "blue", "large", "small", "big", "red", "green", "on", "with"] + [str(i) for i in range(10)]
+WORDS = [
+    "a",
+    "photo",
+    "of",
+    "the",
+    "handwritten",
+    "digit",
+    "sound",
+    "dog",
+    "cat",
+    "bird",
+    "in",
+    "sky",
+    "blue",
+    "large",
+    "small",
+    "big",
+    "red",
+    "green",
+    "on",
+    "with",
+] + [str(i) for i in range(10)]
 
 
 def _byte_chars() -> list[str]:
@@ -49,25 +69,58 @@ def tiny_stable_diffusion(path: Path) -> Path:
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=8, norm_num_groups=2, attention_head_dim=2,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=8,
+        norm_num_groups=2,
+        attention_head_dim=2,
     )
     vae = AutoencoderKL(
-        block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=2,
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=2,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
     )
     tokenizer = clip_tokenizer(path.parent / (path.name + "-tok"))
-    text = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=len(tokenizer) - 2, eos_token_id=len(tokenizer) - 1, pad_token_id=len(tokenizer) - 1,
-        hidden_size=8, intermediate_size=16, num_attention_heads=2, num_hidden_layers=1,
-        vocab_size=len(tokenizer), max_position_embeddings=16,
-    ))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=len(tokenizer) - 2,
+            eos_token_id=len(tokenizer) - 1,
+            pad_token_id=len(tokenizer) - 1,
+            hidden_size=8,
+            intermediate_size=16,
+            num_attention_heads=2,
+            num_hidden_layers=1,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=16,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(path)
     return path
 
@@ -87,11 +140,25 @@ def tiny_gpt2(path: Path, vocab_words: list[str] | None = None) -> Path:
     trainer = trainers.BpeTrainer(vocab_size=120, special_tokens=["<|endoftext|>", "<unk>"])
     corpus = [" ".join(words)] * 20 + [f"a photo of a {w} in the sky" for w in words]
     tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
-                                   unk_token="<unk>", pad_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+    )
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=128, n_embd=16, n_layer=1, n_head=2,
-                                       bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(fast),
+            n_positions=128,
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            bos_token_id=fast.eos_token_id,
+            eos_token_id=fast.eos_token_id,
+        )
+    )
     fast.save_pretrained(path)
     model.save_pretrained(path)
     return path
@@ -101,31 +168,66 @@ def tiny_speecht5(path: Path, vocoder_path: Path) -> tuple[Path, Path]:
     """SpeechT5 TTS + HiFi-GAN from small configs; the processor's sentencepiece model is trained here."""
     import sentencepiece as spm
     import torch
-    from transformers import (SpeechT5Config, SpeechT5FeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan,
-                              SpeechT5HifiGanConfig, SpeechT5Processor, SpeechT5Tokenizer)
+    from transformers import (
+        SpeechT5Config,
+        SpeechT5FeatureExtractor,
+        SpeechT5ForTextToSpeech,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+        SpeechT5Processor,
+        SpeechT5Tokenizer,
+    )
 
     path.mkdir(parents=True, exist_ok=True)
     corpus = path / "corpus.txt"
     corpus.write_text("\n".join(["yes no up down left right on off stop go"] * 50 + WORDS))
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(path / "spm_char"), vocab_size=40,
-                                   model_type="char", character_coverage=1.0, bos_id=0, pad_id=1, eos_id=2,
-                                   unk_id=3, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(path / "spm_char"),
+        vocab_size=40,
+        model_type="char",
+        character_coverage=1.0,
+        bos_id=0,
+        pad_id=1,
+        eos_id=2,
+        unk_id=3,
+        minloglevel=2,
+    )
     tokenizer = SpeechT5Tokenizer(str(path / "spm_char.model"))
     mel = 8
     processor = SpeechT5Processor(SpeechT5FeatureExtractor(num_mel_bins=mel), tokenizer)
     torch.manual_seed(0)
     cfg = SpeechT5Config(
-        vocab_size=len(tokenizer), hidden_size=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=mel, reduction_factor=2,
-        speech_decoder_prenet_units=16, speech_decoder_postnet_units=16, speech_decoder_postnet_layers=2,
-        speaker_embedding_dim=512, max_speech_positions=600, max_text_positions=100,
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_mel_bins=mel,
+        reduction_factor=2,
+        speech_decoder_prenet_units=16,
+        speech_decoder_postnet_units=16,
+        speech_decoder_postnet_layers=2,
+        speaker_embedding_dim=512,
+        max_speech_positions=600,
+        max_text_positions=100,
     )
     SpeechT5ForTextToSpeech(cfg).save_pretrained(path)
     processor.save_pretrained(path)
-    voc = SpeechT5HifiGan(SpeechT5HifiGanConfig(
-        model_in_dim=mel, upsample_initial_channel=16, upsample_rates=[4, 4], upsample_kernel_sizes=[8, 8],
-        resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]], sampling_rate=16000,
-    ))
+    voc = SpeechT5HifiGan(
+        SpeechT5HifiGanConfig(
+            model_in_dim=mel,
+            upsample_initial_channel=16,
+            upsample_rates=[4, 4],
+            upsample_kernel_sizes=[8, 8],
+            resblock_kernel_sizes=[3],
+            resblock_dilation_sizes=[[1, 3]],
+            sampling_rate=16000,
+        )
+    )
     voc.save_pretrained(vocoder_path)
     return path, vocoder_path
 
@@ -153,28 +255,65 @@ def tiny_audioldm(path: Path) -> Path:
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=(4, 8), class_embed_type="simple_projection", projection_class_embeddings_input_dim=8,
-        class_embeddings_concat=True, norm_num_groups=2, attention_head_dim=2,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=(4, 8),
+        class_embed_type="simple_projection",
+        projection_class_embeddings_input_dim=8,
+        class_embeddings_concat=True,
+        norm_num_groups=2,
+        attention_head_dim=2,
     )
     vae = AutoencoderKL(
-        block_out_channels=[4, 8], in_channels=1, out_channels=1, latent_channels=4, norm_num_groups=2,
+        block_out_channels=[4, 8],
+        in_channels=1,
+        out_channels=1,
+        latent_channels=4,
+        norm_num_groups=2,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
     )
     tokenizer = roberta_tokenizer(path.parent / (path.name + "-tok"))
-    text = ClapTextModelWithProjection(ClapTextConfig(
-        bos_token_id=0, eos_token_id=2, pad_token_id=1, hidden_size=8, intermediate_size=16, num_attention_heads=1,
-        num_hidden_layers=1, vocab_size=len(tokenizer), projection_dim=8, max_position_embeddings=24,
-    ))
-    vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
-        model_in_dim=8, sampling_rate=16000, upsample_initial_channel=8, upsample_rates=[8, 8],
-        upsample_kernel_sizes=[16, 16], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
-        normalize_before=False,
-    ))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    AudioLDMPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                     vocoder=vocoder).save_pretrained(path)
+    text = ClapTextModelWithProjection(
+        ClapTextConfig(
+            bos_token_id=0,
+            eos_token_id=2,
+            pad_token_id=1,
+            hidden_size=8,
+            intermediate_size=16,
+            num_attention_heads=1,
+            num_hidden_layers=1,
+            vocab_size=len(tokenizer),
+            projection_dim=8,
+            max_position_embeddings=24,
+        )
+    )
+    vocoder = SpeechT5HifiGan(
+        SpeechT5HifiGanConfig(
+            model_in_dim=8,
+            sampling_rate=16000,
+            upsample_initial_channel=8,
+            upsample_rates=[8, 8],
+            upsample_kernel_sizes=[16, 16],
+            resblock_kernel_sizes=[3],
+            resblock_dilation_sizes=[[1, 3]],
+            normalize_before=False,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    AudioLDMPipeline(
+        vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler, vocoder=vocoder
+    ).save_pretrained(path)
     return path

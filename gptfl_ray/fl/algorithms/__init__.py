@@ -41,4 +41,14 @@ def build_algorithm(
     raise ConfigError("--strategy", f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
 
 
-__all__ = ["Algorithm", "ServerState", "STRATEGIES", "build_algorithm", "FedAvg", "FedAvgM", "FedOpt", "FedProx", "Scaffold"]
+__all__ = [
+    "Algorithm",
+    "ServerState",
+    "STRATEGIES",
+    "build_algorithm",
+    "FedAvg",
+    "FedAvgM",
+    "FedOpt",
+    "FedProx",
+    "Scaffold",
+]

@@ -20,7 +20,7 @@ class ServerState:
     round: int = 0  # rounds completed
     slots: dict[str, np.ndarray] = field(default_factory=dict)  # optimizer moments, control variate
 
-    def with_(self, **kw) -> "ServerState":
+    def with_(self, **kw) -> ServerState:
         return replace(self, **kw)
 
 

@@ -28,8 +28,9 @@ class AudioLDMGenerator(Generator):
         self.device, dtype = torch_device(self.options.get("device", "auto"))
         from gptfl_ray.synth.generators.diffusers_image import configure_pipeline, dtype_kwargs
 
-        self.pipe = load_model(lambda ref: AudioLDMPipeline.from_pretrained(ref, **dtype_kwargs(dtype), **self.hub_kwargs()),
-                               self.model)
+        self.pipe = load_model(
+            lambda ref: AudioLDMPipeline.from_pretrained(ref, **dtype_kwargs(dtype), **self.hub_kwargs()), self.model
+        )
         configure_pipeline(self.pipe, self.options)
         self.pipe = self.pipe.to(self.device)
         self.pipe.set_progress_bar_config(disable=True)

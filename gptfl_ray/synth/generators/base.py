@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -27,6 +28,7 @@ class ConfigError(_BaseConfigError):
 
     def __reduce__(self):
         return (self.__class__, (self.subject, self.problem))
+
 
 # Columns a prompt row carries into a generator batch.
 INPUT_COLUMNS = ("row", "label", "label_name", "prompt", "guidance", "seed")
@@ -56,7 +58,7 @@ class TargetFormat:
         return "image"
 
     @classmethod
-    def from_dataset(cls, dataset: Any) -> "TargetFormat":
+    def from_dataset(cls, dataset: Any) -> TargetFormat:
         sr = int(getattr(dataset, "extra", {}).get("sample_rate", AUDIO_SAMPLE_RATE))
         return cls(
             dataset=dataset.name,
@@ -67,7 +69,7 @@ class TargetFormat:
         )
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TargetFormat":
+    def from_dict(cls, d: dict) -> TargetFormat:
         return cls(**{**d, "shape": tuple(d["shape"])})
 
     def to_dict(self) -> dict:
@@ -161,7 +163,7 @@ def load_model(loader: Callable[[str], Any], ref: str, option: str = "--model") 
     quiet_hf()
     try:
         return loader(ref)
-    except (OSError, ValueError, EnvironmentError) as exc:  # hub offline, bad repo id, bad files
+    except (OSError, ValueError) as exc:  # hub offline, bad repo id, bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(option, f"cannot load model {ref!r}: {first[:200]}") from None
 
@@ -199,8 +201,7 @@ class Generator:
         if target.modality not in cls.modalities:
             raise ConfigError(
                 "--generator",
-                f"{cls.name} makes {'/'.join(cls.modalities)} data, but data set "
-                f"{target.dataset} is {target.modality}",
+                f"{cls.name} makes {'/'.join(cls.modalities)} data, but data set {target.dataset} is {target.modality}",
             )
         if model or cls.default_model:
             check_model_ref(model or cls.default_model)
@@ -247,6 +248,6 @@ def fit_clip(wave: np.ndarray, sr: int, target: TargetFormat, clip_seconds: floa
     length = int(target.shape[-1]) if target.shape else int(round(clip_seconds * target.sample_rate))
     if len(wave) >= length:
         start = (len(wave) - length) // 2
-        return wave[start: start + length]
+        return wave[start : start + length]
     left = (length - len(wave)) // 2
     return np.pad(wave, (left, length - len(wave) - left))

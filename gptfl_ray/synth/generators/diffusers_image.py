@@ -71,8 +71,11 @@ class DiffusersImageGenerator(Generator):
         self._torch = torch
         self.device, self.dtype = torch_device(self.options.get("device", "auto"))
         # `pipeline`: one built in memory (the benchmark's random-weight SD 2.1); else load by id/path.
-        self.pipe = pipeline if pipeline is not None else load_model(
-            lambda ref: load_text2image(ref, self.dtype, **self.hub_kwargs()), self.model)
+        self.pipe = (
+            pipeline
+            if pipeline is not None
+            else load_model(lambda ref: load_text2image(ref, self.dtype, **self.hub_kwargs()), self.model)
+        )
         if getattr(self.pipe, "safety_checker", None) is not None:
             # Label-conditioned training data: a false NSFW hit would silently blank a sample.
             self.pipe.safety_checker = None

@@ -46,23 +46,112 @@ ACCENTS: dict[str, tuple[str, ...]] = {
     "scottish": ("en-gb-scotland",),
     "caribbean": ("en-029",),
 }
-ACCENT_WORDS = {"american": "american", "us": "american", "british": "british", "english": "british",
-                "uk": "british", "scottish": "scottish", "caribbean": "caribbean"}
+ACCENT_WORDS = {
+    "american": "american",
+    "us": "american",
+    "british": "british",
+    "english": "british",
+    "uk": "british",
+    "scottish": "scottish",
+    "caribbean": "caribbean",
+}
 # espeak-ng voice variants (files in espeak-ng-data/voices/!v) by the gender the data list;
 # novelty ones (robots, "Demonic", announcer) are left out.
-FEMALE = ("f1", "f2", "f3", "f4", "f5", "Alicia", "Andrea", "Annie", "aunty", "belinda", "linda",
-          "steph", "steph2", "steph3", "anika")
-MALE = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "adam", "Alex", "Andy", "antonio", "benjamin",
-        "boris", "caleb", "david", "Denis", "Diogo", "ed", "edward", "edward2", "Gene", "Gene2",
-        "gustave", "Henrique", "Hugo", "iven", "iven2", "iven3", "iven4", "Jacky", "john", "Lee",
-        "Marco", "Mario", "marcelo", "max", "Michael", "michel", "miguel", "Mike", "norbert", "pablo",
-        "paul", "pedro", "quincy", "rob", "robert", "sandro", "shelby", "travis", "victor", "zac",
-        "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6")
+FEMALE = (
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "Alicia",
+    "Andrea",
+    "Annie",
+    "aunty",
+    "belinda",
+    "linda",
+    "steph",
+    "steph2",
+    "steph3",
+    "anika",
+)
+MALE = (
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "adam",
+    "Alex",
+    "Andy",
+    "antonio",
+    "benjamin",
+    "boris",
+    "caleb",
+    "david",
+    "Denis",
+    "Diogo",
+    "ed",
+    "edward",
+    "edward2",
+    "Gene",
+    "Gene2",
+    "gustave",
+    "Henrique",
+    "Hugo",
+    "iven",
+    "iven2",
+    "iven3",
+    "iven4",
+    "Jacky",
+    "john",
+    "Lee",
+    "Marco",
+    "Mario",
+    "marcelo",
+    "max",
+    "Michael",
+    "michel",
+    "miguel",
+    "Mike",
+    "norbert",
+    "pablo",
+    "paul",
+    "pedro",
+    "quincy",
+    "rob",
+    "robert",
+    "sandro",
+    "shelby",
+    "travis",
+    "victor",
+    "zac",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "klatt5",
+    "klatt6",
+)
 OLD = ("grandma", "grandpa", "croak", "f1")
 WHISPER = ("whisper", "whisperf")
-GENDER_WORDS = {"female": FEMALE, "woman": FEMALE, "women": FEMALE, "girl": FEMALE, "lady": FEMALE,
-                "male": MALE, "man": MALE, "men": MALE, "boy": MALE, "guy": MALE,
-                "child": FEMALE, "kid": FEMALE, "children": FEMALE}
+GENDER_WORDS = {
+    "female": FEMALE,
+    "woman": FEMALE,
+    "women": FEMALE,
+    "girl": FEMALE,
+    "lady": FEMALE,
+    "male": MALE,
+    "man": MALE,
+    "men": MALE,
+    "boy": MALE,
+    "guy": MALE,
+    "child": FEMALE,
+    "kid": FEMALE,
+    "children": FEMALE,
+}
 
 
 def words_of(prompt: str) -> set[str]:
@@ -112,8 +201,9 @@ def pick_voice(words: set[str], rng: np.random.Generator, program: str, pool: tu
     return f"{accent}+{variants[int(rng.integers(len(variants)))]}"
 
 
-def sample_settings(prompt: str, rng: np.random.Generator, guidance: float, program: str,
-                    pool: tuple[str, ...] | None) -> dict:
+def sample_settings(
+    prompt: str, rng: np.random.Generator, guidance: float, program: str, pool: tuple[str, ...] | None
+) -> dict:
     """Voice, pitch (0-99), speed (words/min), level and SNR from the prompt and the row's rng."""
     w = words_of(prompt)
     spread = 1.4 - 0.2 * (float(np.clip(guidance, 1.0, 5.0)) - 1.0)  # as glyph: guidance 1..5
@@ -163,7 +253,7 @@ def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
     at = data.find(b"data", 12)
     if at < 0:
         raise RuntimeError("espeak-ng WAV has no data chunk")
-    pcm = data[at + 8:]
+    pcm = data[at + 8 :]
     pcm = pcm[: len(pcm) // 2 * 2]
     return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0, sr
 
@@ -193,7 +283,7 @@ def resample_poly(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
 
 def trim(wave: np.ndarray, floor: float = 1e-3) -> np.ndarray:
     loud = np.flatnonzero(np.abs(wave) > floor * max(float(np.abs(wave).max()), 1e-9))
-    return wave[loud[0]: loud[-1] + 1] if len(loud) else wave[:0]
+    return wave[loud[0] : loud[-1] + 1] if len(loud) else wave[:0]
 
 
 def render(text: str, settings: dict, length: int, sample_rate: int, program: str) -> np.ndarray:
@@ -210,7 +300,7 @@ def render(text: str, settings: dict, length: int, sample_rate: int, program: st
     wave = wave * np.float32(settings["level"] / max(float(np.abs(wave).max(initial=0.0)), 1e-9))
     clip = np.zeros(length, np.float32)
     start = int(settings["offset"] * (length - len(wave)))
-    clip[start:start + len(wave)] = wave
+    clip[start : start + len(wave)] = wave
     if settings["snr"] is not None:
         noise_rng = np.random.default_rng(settings["noise_seed"])
         # Pinkish noise (white + a detrended random walk) sounds like a room or a phone line,
@@ -219,8 +309,8 @@ def render(text: str, settings: dict, length: int, sample_rate: int, program: st
         brown = np.cumsum(noise_rng.standard_normal(length))
         brown -= np.linspace(brown[0], brown[-1], length)
         noise = white / white.std() + 0.5 * brown / max(float(brown.std()), 1e-9)
-        speech_power = float(np.mean(wave ** 2)) if len(wave) else 1e-4
-        noise *= np.sqrt(speech_power / 10 ** (settings["snr"] / 10) / float(np.mean(noise ** 2)))
+        speech_power = float(np.mean(wave**2)) if len(wave) else 1e-4
+        noise *= np.sqrt(speech_power / 10 ** (settings["snr"] / 10) / float(np.mean(noise**2)))
         clip += noise.astype(np.float32)
     return np.clip(clip, -1.0, 1.0)
 

@@ -29,15 +29,39 @@ from gptfl_ray.synth.generators.base import Generator, row_rng
 # Font files with lining digits and full Latin coverage; old-style (cmmi10), symbol and
 # display-only files are left out because their "3" is not a 3.
 FONT_GROUPS: dict[str, tuple[str, ...]] = {
-    "sans": ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
-             "DejaVuSans-BoldOblique.ttf", "cmss10.ttf"),
-    "serif": ("DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
-              "DejaVuSerif-BoldItalic.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf",
-              "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf", "cmr10.ttf", "cmb10.ttf"),
-    "mono": ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf",
-             "DejaVuSansMono-BoldOblique.ttf", "cmtt10.ttf"),
-    "italic": ("cmti10.ttf", "DejaVuSerif-Italic.ttf", "STIXGeneralItalic.ttf",
-               "DejaVuSans-Oblique.ttf", "STIXGeneralBolIta.ttf"),
+    "sans": (
+        "DejaVuSans.ttf",
+        "DejaVuSans-Bold.ttf",
+        "DejaVuSans-Oblique.ttf",
+        "DejaVuSans-BoldOblique.ttf",
+        "cmss10.ttf",
+    ),
+    "serif": (
+        "DejaVuSerif.ttf",
+        "DejaVuSerif-Bold.ttf",
+        "DejaVuSerif-Italic.ttf",
+        "DejaVuSerif-BoldItalic.ttf",
+        "STIXGeneral.ttf",
+        "STIXGeneralBol.ttf",
+        "STIXGeneralItalic.ttf",
+        "STIXGeneralBolIta.ttf",
+        "cmr10.ttf",
+        "cmb10.ttf",
+    ),
+    "mono": (
+        "DejaVuSansMono.ttf",
+        "DejaVuSansMono-Bold.ttf",
+        "DejaVuSansMono-Oblique.ttf",
+        "DejaVuSansMono-BoldOblique.ttf",
+        "cmtt10.ttf",
+    ),
+    "italic": (
+        "cmti10.ttf",
+        "DejaVuSerif-Italic.ttf",
+        "STIXGeneralItalic.ttf",
+        "DejaVuSans-Oblique.ttf",
+        "STIXGeneralBolIta.ttf",
+    ),
 }
 ALL_FONTS = tuple(dict.fromkeys(f for group in FONT_GROUPS.values() for f in group))
 # Without a font word, any font: a shortlist picked by how well real digits are read would be
@@ -108,9 +132,11 @@ def sample_style(prompt: str, rng: np.random.Generator, guidance: float = 3.0) -
     shear = (lo - own, hi - own)
     rot = 8.0 * spread
     aspect = {"wide": (1.1, 1.5), "narrow": (0.55, 0.85)}.get(
-        next((k for k in ("wide", "narrow") if k in w), ""), (0.55, 1.5))
+        next((k for k in ("wide", "narrow") if k in w), ""), (0.55, 1.5)
+    )
     scale = {"small": (0.35, 0.55), "large": (0.8, 0.95)}.get(
-        next((k for k in ("small", "large") if k in w), ""), (0.35, 0.95))
+        next((k for k in ("small", "large") if k in w), ""), (0.35, 0.95)
+    )
     noisy = "noisy" in w
     wobbly = "wobbly" in w or noisy
     return GlyphStyle(
@@ -139,17 +165,20 @@ def render_mask(text: str, style: GlyphStyle, rng: np.random.Generator) -> np.nd
     pad = stroke_px + size // 2
     w, h = right - left + 2 * pad, bottom - top + 2 * pad
     img = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(img).text((pad - left, pad - top), text, font=font, fill=255,
-                             stroke_width=stroke_px, stroke_fill=255)
+    ImageDraw.Draw(img).text(
+        (pad - left, pad - top), text, font=font, fill=255, stroke_width=stroke_px, stroke_fill=255
+    )
     # One affine map (inverse form, as PIL wants it) for aspect, shear and rotation about the centre.
     t = np.deg2rad(style.rotation)
     fwd = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ np.array(
-        [[style.aspect, -style.shear], [0.0, 1.0]])
+        [[style.aspect, -style.shear], [0.0, 1.0]]
+    )
     inv = np.linalg.inv(fwd)
     cx, cy = w / 2, h / 2
     off = np.array([cx, cy]) - inv @ np.array([cx, cy])
-    img = img.transform((w, h), Image.AFFINE, (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1]),
-                        resample=Image.BILINEAR)
+    img = img.transform(
+        (w, h), Image.AFFINE, (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1]), resample=Image.BILINEAR
+    )
     mask = np.asarray(img, dtype=np.float32) / 255.0
     if style.elastic > 0:
         mask = _elastic(mask, style.elastic * height, sigma=0.12 * height, rng=rng)
@@ -185,7 +214,7 @@ def crop_mask(mask: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(mask > 0.5)
     if len(ys) == 0:
         return np.zeros((1, 1), np.float32)
-    return mask[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    return mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
 def _resize(mask: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -193,8 +222,7 @@ def _resize(mask: np.ndarray, w: int, h: int) -> np.ndarray:
     return np.asarray(img.resize((max(1, w), max(1, h)), Image.LANCZOS), np.float32) / 255.0
 
 
-def digits_from_mask(mask: np.ndarray, rng: np.random.Generator, offset: float = 0.0,
-                     noise: float = 0.0) -> np.ndarray:
+def digits_from_mask(mask: np.ndarray, rng: np.random.Generator, offset: float = 0.0, noise: float = 0.0) -> np.ndarray:
     """UCI optdigits preprocessing: normalise into a 32x32 bitmap, count 4x4 blocks -> 8x8 0..16.
 
     From the data set's public description only ("size-normalised and centred" 32x32 bitmaps):
@@ -208,15 +236,16 @@ def digits_from_mask(mask: np.ndarray, rng: np.random.Generator, offset: float =
     bitmap = np.zeros((32, 32), bool)
     x0 = int(np.clip(round(16 - new_w / 2 + offset * 8), 0, 32 - new_w))
     y0 = (32 - new_h) // 2
-    bitmap[y0:y0 + new_h, x0:x0 + new_w] = glyph
+    bitmap[y0 : y0 + new_h, x0 : x0 + new_w] = glyph
     if noise > 0:
         bitmap ^= rng.random(bitmap.shape) < noise * 0.2
     counts = bitmap.reshape(8, 4, 8, 4).sum(axis=(1, 3))
     return counts.astype(np.uint8)[None]  # (1, 8, 8), 0..16
 
 
-def image_from_mask(mask: np.ndarray, style: GlyphStyle, shape: tuple[int, ...],
-                    rng: np.random.Generator) -> np.ndarray:
+def image_from_mask(
+    mask: np.ndarray, style: GlyphStyle, shape: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
     """Place the glyph at the style's scale/offset on a (C, H, W) uint8 canvas."""
     c, H, W = shape
     h, w = mask.shape
@@ -228,7 +257,7 @@ def image_from_mask(mask: np.ndarray, style: GlyphStyle, shape: tuple[int, ...],
     alpha = np.zeros((H, W), np.float32)
     x0 = int(np.clip(round((W - gw) / 2 + style.offset[0] * W), 0, W - glyph.shape[1]))
     y0 = int(np.clip(round((H - gh) / 2 + style.offset[1] * H), 0, H - glyph.shape[0]))
-    alpha[y0:y0 + glyph.shape[0], x0:x0 + glyph.shape[1]] = glyph
+    alpha[y0 : y0 + glyph.shape[0], x0 : x0 + glyph.shape[1]] = glyph
     if c == 1:  # grey data sets: a dark or light pen, chosen by the seed
         fg, bg = (np.array([255.0]), np.array([0.0])) if style.fg[0] >= 128 else (np.array([0.0]), np.array([255.0]))
     else:
@@ -242,8 +271,9 @@ def image_from_mask(mask: np.ndarray, style: GlyphStyle, shape: tuple[int, ...],
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def render_row(label_name: str, prompt: str, seed: int, guidance: float, target_kind: str,
-               shape: tuple[int, ...]) -> np.ndarray:
+def render_row(
+    label_name: str, prompt: str, seed: int, guidance: float, target_kind: str, shape: tuple[int, ...]
+) -> np.ndarray:
     rng = row_rng(seed)
     style = sample_style(prompt, rng, guidance)
     mask = render_mask(label_name, style, rng)

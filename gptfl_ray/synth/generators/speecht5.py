@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from gptfl_ray.synth.generators.base import (
-    ConfigError, Generator, check_model_ref, fit_clip, load_model, model_revision, row_rng, torch_device,
+    ConfigError,
+    Generator,
+    check_model_ref,
+    fit_clip,
+    load_model,
+    model_revision,
+    row_rng,
+    torch_device,
 )
 
 DEFAULT_VOCODER = "microsoft/speecht5_hifigan"
@@ -69,11 +76,16 @@ def _load_hub_dataset(spec: str) -> np.ndarray:
             files = [f for f in files if split in Path(f).name or split in Path(f).parent.name]
         if not files:
             raise ValueError(f"no Parquet files{' for split ' + split if split else ''}")
-        tables = [pq.read_table(hf_hub_download(repo, f, repo_type="dataset"), columns=["xvector"]) for f in sorted(files)]
+        tables = [
+            pq.read_table(hf_hub_download(repo, f, repo_type="dataset"), columns=["xvector"]) for f in sorted(files)
+        ]
     except Exception as exc:  # noqa: BLE001 - offline, no such repo, no such column: one line
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(OPTION, f"cannot load x-vectors from data set {repo!r} ({first}); offline, pass a "
-                                  f"file or `{RANDOM_SPEAKERS}` (random voices, the offline fallback)") from None
+        raise ConfigError(
+            OPTION,
+            f"cannot load x-vectors from data set {repo!r} ({first}); offline, pass a "
+            f"file or `{RANDOM_SPEAKERS}` (random voices, the offline fallback)",
+        ) from None
     return _check_table([v for t in tables for v in t.column("xvector").to_pylist()], spec)
 
 
@@ -140,8 +152,10 @@ class SpeechT5Generator(Generator):
         self.clip_seconds = float(self.options.get("clip_seconds", 1.0))
 
     def resolved_revision(self) -> str:
-        return (f"tts={super().resolved_revision()};vocoder={model_revision(self.vocoder_ref)};"
-                f"speakers={speakers_revision(self.options.get('speaker_embeddings'))}")
+        return (
+            f"tts={super().resolved_revision()};vocoder={model_revision(self.vocoder_ref)};"
+            f"speakers={speakers_revision(self.options.get('speaker_embeddings'))}"
+        )
 
     def _speak(self, text: str, seed: int) -> np.ndarray:
         torch = self._torch
@@ -149,8 +163,9 @@ class SpeechT5Generator(Generator):
         torch.manual_seed(int(seed) & 0xFFFFFFFF)
         inputs = self.processor(text=text, return_tensors="pt")
         spk = torch.from_numpy(speaker_for(seed, self.speakers))[None].to(self.device)
-        wave = self.tts.generate_speech(inputs["input_ids"].to(self.device), spk, vocoder=self.vocoder,
-                                        maxlenratio=self.maxlenratio)
+        wave = self.tts.generate_speech(
+            inputs["input_ids"].to(self.device), spk, vocoder=self.vocoder, maxlenratio=self.maxlenratio
+        )
         return wave.float().cpu().numpy()
 
     def generate(self, batch):
