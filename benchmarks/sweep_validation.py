@@ -114,8 +114,8 @@ def pretrain_part(seeds: list[int]) -> dict:
 
     import torch
 
-    from gptfl_ray.fl.loop import ModelFactory
-    from gptfl_ray.methods.gptfl import prepare_simulation, simulate_config
+    from gptfl_ray.methods.simulate import prepare_simulation, simulate_config
+    from gptfl_ray.models.factory import ModelFactory
     from gptfl_ray.pretrain.trainer import pretrain
     from gptfl_ray.synth import pipeline, store
     from gptfl_ray.synth import prompts as prompts_mod

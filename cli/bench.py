@@ -62,7 +62,7 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def _base_config(kw: dict):
-    from gptfl_ray.methods.gptfl import simulate_config
+    from gptfl_ray.methods.simulate import simulate_config
     from gptfl_ray.ray_runtime import ensure_ray
     from gptfl_ray.runio import load_toml_file
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -40,8 +39,9 @@ OPTIONS = [
 def pretrain_cmd(**kw):
     """Pre-train on <run>/synthetic/ with Ray Train; writes <run>/pretrain/model.safetensors."""
     from gptfl_ray.data.registry import load_dataset
-    from gptfl_ray.fl.loop import ModelFactory
+    from gptfl_ray.methods.stages import pretrain_key
     from gptfl_ray.methods.task import check_model
+    from gptfl_ray.models.factory import ModelFactory
     from gptfl_ray.pretrain.config import PretrainConfig
     from gptfl_ray.pretrain.trainer import pretrain_on_shards
     from gptfl_ray.ray_runtime import check_resources, ensure_ray, train_request
@@ -80,17 +80,8 @@ def pretrain_cmd(**kw):
         ) as bar:
             task = bar.add_task("pretrain", total=cfg.epochs)
             res = pretrain_on_shards(cfg, factory, ds, run_dir, build, on_epoch=lambda e: bar.update(task, completed=e))
-        # the key simulate's cache reads (methods/gptfl.py), so a pre-trained model made here is reused there
-        write_key(
-            build,
-            {
-                **dataclasses.asdict(cfg),
-                "model": kw["model"],
-                "norm": kw["norm"],
-                "synthetic": manifest.get("sha256", ""),
-                "init_pretrained": False,
-            },
-        )
+        # the key simulate's cache reads (methods/stages.py), so a pre-trained model made here is reused there
+        write_key(build, pretrain_key(cfg, kw["model"], kw["norm"], manifest.get("sha256", ""), init_pretrained=False))
         publish_dir(build, pre_dir)
         write_config_section(run_dir, "pretrain", cfg)
     from rich.table import Table

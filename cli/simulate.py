@@ -186,7 +186,7 @@ def simulate(**kw):
     """GPT-FL end to end: prompts -> synthetic data -> server pre-training -> FL fine-tuning,
     beside standard FL and the synthetic-only model. With no options: the embedded digits task."""
     from gptfl_ray.errors import ConfigError
-    from gptfl_ray.methods.gptfl import (
+    from gptfl_ray.methods.simulate import (
         SIMULATE_STATE,
         check_stages,
         prepare_simulation,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gptfl_ray.methods.gptfl import SimulateConfig, prepare_simulation, run_simulation
+from gptfl_ray.methods.simulate import SimulateConfig, prepare_simulation, run_simulation
 from gptfl_ray.report import first_reaching
 from gptfl_ray.runio import atomic_write_json
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from gptfl_ray.bench import _mean_std, _seeded
 from gptfl_ray.fl.devices import DeviceModel
-from gptfl_ray.methods.gptfl import SimulateConfig, prepare_simulation, run_simulation
+from gptfl_ray.methods.simulate import SimulateConfig, prepare_simulation, run_simulation
 from gptfl_ray.runio import atomic_write_json
 
 
@@ -244,7 +244,7 @@ def time_to_accuracy(curve: list[list[float]], target: float) -> float | None:
 
 
 def _num_params(cfg: SimulateConfig, task) -> int:
-    from gptfl_ray.fl.loop import ModelFactory
+    from gptfl_ray.models.factory import ModelFactory
     from gptfl_ray.models.params import num_params
 
     m = cfg.federate.model

@@ -217,6 +217,11 @@ def same_key(stage_dir: str | Path, key: Any) -> bool:
     return read_key(stage_dir) == json.loads(json.dumps(plain(key)))
 
 
+def same_section(run_dir: str | Path, section: str, key: Any) -> bool:
+    """True when `run_dir`'s config.toml holds `key` as its `section` table (a cache key kept there)."""
+    return read_config(run_dir).get(section) == plain(key)
+
+
 def drop_config_section(run_dir: str | Path, section: str) -> None:
     """Invalidate a cache key before rewriting what it vouches for (a kill in between then
     leaves no key, never an old key over new outputs)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gptfl_ray.methods.gptfl import simulate_config
+from gptfl_ray.methods.simulate import simulate_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 NO_OVERRIDES = {"federate": {}, "prompts": {}, "generate": {}, "pretrain": {}, "simulate": {}}

@@ -31,7 +31,7 @@ from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine
 from gptfl_ray.fl.metrics import HeldOut, round_bytes
 from gptfl_ray.fl.state_store import ClientStateStore
 from gptfl_ray.models.export import model_metadata
-from gptfl_ray.models.factory import ModelFactory  # noqa: F401 - re-exported for the methods
+from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat
 from gptfl_ray.runio import atomic_write_text

@@ -78,11 +78,6 @@ def encode_prompts(body: dict) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def decode_upload(client_id: int, data: bytes) -> ClientUpload:
-    body = json.loads(data.decode("utf-8"))
-    return ClientUpload(client_id, str(body["style"]), list(body["prompts"]))
-
-
 # ------------------------------------------------------------------------------ prompt builders
 
 

@@ -36,26 +36,29 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from gptfl_ray.config import check_resumable
-from gptfl_ray.fl.loop import ModelFactory, run_federation
+from gptfl_ray.data.base import Dataset
+from gptfl_ray.fl.loop import run_federation
 from gptfl_ray.methods.client_prompts import ClientUpload, build_uploads, prompt_spec
+from gptfl_ray.methods.simulate import SimContext, SimulateConfig, Variant, register_variant
+from gptfl_ray.methods.stages import Progress, StageFn, ensure_pretrained, initial_params, preflight_generator
+from gptfl_ray.methods.task import Task
+from gptfl_ray.models.factory import ModelFactory
+from gptfl_ray.models.params import params_sha256
+from gptfl_ray.pretrain.config import PretrainConfig
+from gptfl_ray.report import variant_summary
 from gptfl_ray.runio import (
     atomic_write_text,
     drop_config_section,
     plain,
-    publish_dir,
     read_config,
-    same_key,
-    stage_tmp,
+    same_section,
     write_config_section,
-    write_key,
 )
 from gptfl_ray.synth.generators.base import derive_seed, row_rng
 
@@ -88,7 +91,7 @@ def apportion(weights: list[int] | np.ndarray, total: int, seed: int = 0) -> np.
 
 def server_prompt_rows(
     uploads: list[ClientUpload],
-    dataset: Any,
+    dataset: Dataset,
     per_class: int,
     seed: int,
     guidance: tuple = (1.0, 5.0, "integer", 0.5),
@@ -142,24 +145,19 @@ def fgl_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / FGL_DIR
 
 
-def preflight_fgl(cfg, task) -> None:
+def preflight_fgl(cfg: SimulateConfig, task: Task) -> None:
     """What can fail on user input, before any stage runs: prompt style, captioner, generator."""
-    from gptfl_ray.synth.generators import generator_class
-    from gptfl_ray.synth.generators.base import TargetFormat, check_model_ref
+    from gptfl_ray.synth.generators.base import check_model_ref
 
     prompt_spec(task.dataset, cfg.fgl.prompts, cfg.prompts.seed, cfg.fgl.captioner)
     if cfg.fgl.prompts == "instance" and cfg.fgl.captioner is not None:
         check_model_ref(cfg.fgl.captioner, option="--captioner")
-    generator_class(cfg.generate.generator).preflight(
-        TargetFormat.from_dataset(task.dataset), cfg.generate.model, cfg.generate.generator_options()
-    )
+    preflight_generator(cfg, task)
 
 
-def _same_key(dir_: Path, section: str, key: dict) -> bool:
-    return read_config(dir_).get(section) == plain(key)
-
-
-def client_uploads(cfg, task, run_dir: Path, progress: Callable[[int], None] | None = None) -> list[ClientUpload]:
+def client_uploads(
+    cfg: SimulateConfig, task: Task, run_dir: Path, progress: Progress | None = None
+) -> list[ClientUpload]:
     """Every client's upload, built on the clients; reused from `<run>/fgl/prompts/uploads.jsonl`
     when the same prompt settings and client split made it."""
     ds, fgl = task.dataset, cfg.fgl
@@ -175,7 +173,7 @@ def client_uploads(cfg, task, run_dir: Path, progress: Callable[[int], None] | N
         "split_seed": cfg.federate.fl.seed,
         "parts_sha256": _parts_sha(task.parts),
     }
-    if path.is_file() and _same_key(out, "uploads_key", key):
+    if path.is_file() and same_section(out, "uploads_key", key):
         rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
         uploads = [ClientUpload(int(r["client"]), str(r["body"]["style"]), list(r["body"]["prompts"])) for r in rows]
         if progress:
@@ -216,7 +214,7 @@ def client_uploads(cfg, task, run_dir: Path, progress: Callable[[int], None] | N
     return uploads
 
 
-def _parts_sha(parts) -> str:
+def _parts_sha(parts: list[np.ndarray]) -> str:
     h = hashlib.sha256()
     for p in parts:
         h.update(np.asarray(p, np.int64).tobytes())
@@ -225,7 +223,7 @@ def _parts_sha(parts) -> str:
 
 
 def synthesize(
-    cfg, dataset: Any, rows: list[dict], run_dir: Path, progress: Callable[[int], None] | None = None
+    cfg: SimulateConfig, dataset: Dataset, rows: list[dict], run_dir: Path, progress: Progress | None = None
 ) -> dict:
     """GPT-FL's generation stage over the server's FGL rows, into `<run>/fgl/synthetic/`."""
     from gptfl_ray.synth import pipeline, store
@@ -255,12 +253,9 @@ class OneShot:
     synthetic_sha: str
 
 
-def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> OneShot:
+def one_shot(cfg: SimulateConfig, task: Task, factory: ModelFactory, run_dir: str | Path, stage: StageFn) -> OneShot:
     """Client prompts -> server synthesis -> central training; every step reused when unchanged."""
     from gptfl_ray.fl.metrics import HeldOut
-    from gptfl_ray.methods.gptfl import initial_params
-    from gptfl_ray.models.io import load_model_file
-    from gptfl_ray.models.params import get_flat
     from gptfl_ray.synth.config import per_class_count
 
     run_dir = Path(run_dir)
@@ -285,24 +280,16 @@ def one_shot(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> On
     manifest = synthesize(cfg, ds, rows, run_dir, stage("fgl synth"))
 
     init = initial_params(cfg, factory)
-    model_dir = out / "model"
-    key = {
-        **dataclasses.asdict(cfg.pretrain),
-        "model": cfg.federate.model.name,
-        "norm": cfg.federate.model.norm,
-        "synthetic": manifest.get("sha256", ""),
-        "init_pretrained": cfg.init_pretrained,
-    }
-    if not ((model_dir / "model.safetensors").exists() and same_key(model_dir, key)):
-        from gptfl_ray.pretrain.trainer import pretrain_on_shards
-
-        build = stage_tmp(model_dir)  # the model and its key appear together, or not at all
-        pretrain_on_shards(
-            cfg.pretrain, factory, ds, out, build, on_epoch=stage("fgl train", cfg.pretrain.epochs), init_params=init
-        )
-        write_key(build, key)
-        publish_dir(build, model_dir)
-    params = get_flat(load_model_file(factory(), model_dir / "model.safetensors", option="--output-dir"))
+    params = ensure_pretrained(
+        cfg,
+        factory,
+        task,
+        out,
+        out / "model",
+        manifest.get("sha256", ""),
+        stage("fgl train", cfg.pretrain.epochs),
+        init,
+    )
     held_out = HeldOut(ds)
     return OneShot(
         params=params,
@@ -325,23 +312,17 @@ def _upload_stats(uploads: list[ClientUpload]) -> dict:
     }
 
 
-def run_fgl_variants(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> dict[str, dict]:
+def run_fgl_variants(ctx: SimContext) -> dict[str, dict]:
     """`fgl` (one-shot) and, with --fgl-rounds > 0, `fgl_rounds`, sharing one one-shot model."""
-    shot = one_shot(cfg, task, factory, run_dir, stage)
+    cfg, task = ctx.cfg, ctx.task
+    shot = one_shot(cfg, task, ctx.factory, ctx.run_dir, ctx.stage)
     out = {"fgl": _one_shot_summary(shot, task)}
     if cfg.fgl.rounds > 0:
-        out["fgl_rounds"] = run_fgl_rounds_variant(cfg, task, factory, run_dir, stage, shot=shot)
+        out["fgl_rounds"] = run_fgl_rounds_variant(cfg, task, ctx.factory, ctx.run_dir, ctx.stage, shot=shot)
     return out
 
 
-def run_fgl_variant(cfg, task, factory: ModelFactory, run_dir: str | Path, stage) -> dict:
-    """`fgl`: the one-shot model, its accuracy and its one round's bytes."""
-    return _one_shot_summary(one_shot(cfg, task, factory, run_dir, stage), task)
-
-
-def _one_shot_summary(shot: OneShot, task) -> dict:
-    from gptfl_ray.report import variant_summary
-
+def _one_shot_summary(shot: OneShot, task: Task) -> dict:
     up = _upload_stats(shot.uploads)
     deploy = len(task.parts) * len(shot.params) * 4  # float32 model to every client
     hist = [
@@ -366,7 +347,9 @@ class ServerFinetune:
     """FGL's multi-round variant: after each aggregation the server trains the global model on
     the synthetic data for a few epochs. Deterministic in (seed, round), so resume stays exact."""
 
-    def __init__(self, factory: ModelFactory, x: np.ndarray, y: np.ndarray, pretrain_cfg, epochs: int, seed: int):
+    def __init__(
+        self, factory: ModelFactory, x: np.ndarray, y: np.ndarray, pretrain_cfg: PretrainConfig, epochs: int, seed: int
+    ):
         import torch
 
         from gptfl_ray.fl.client import LocalTrainConfig, param_layout
@@ -401,11 +384,15 @@ class ServerFinetune:
 
 
 def run_fgl_rounds_variant(
-    cfg, task, factory: ModelFactory, run_dir: str | Path, stage, shot: OneShot | None = None
+    cfg: SimulateConfig,
+    task: Task,
+    factory: ModelFactory,
+    run_dir: str | Path,
+    stage: StageFn,
+    shot: OneShot | None = None,
 ) -> dict:
     """`fgl_rounds`: FedAvg (or any --strategy) for --fgl-rounds rounds from the one-shot model,
     with server fine-tuning after each round when --server-finetune-epochs > 0."""
-    from gptfl_ray.report import variant_summary
     from gptfl_ray.synth import store
 
     run_dir = Path(run_dir)
@@ -414,9 +401,8 @@ def run_fgl_rounds_variant(
     fl = dataclasses.replace(cfg.federate.fl, rounds=cfg.fgl.rounds)
     fcfg = dataclasses.replace(cfg.federate, fl=fl)
     out = fgl_dir(run_dir) / "federate"
-    start_sha = hashlib.sha256(np.ascontiguousarray(shot.params).tobytes()).hexdigest()
     key = {
-        "start": start_sha,
+        "start": params_sha256(shot.params),
         "finetune_epochs": cfg.fgl.server_finetune_epochs,
         "pretrain": cfg.pretrain,
         "synthetic": shot.synthetic_sha,
@@ -473,3 +459,6 @@ def run_fgl_rounds_variant(
             "server_finetune_epochs": cfg.fgl.server_finetune_epochs,
         },
     )
+
+
+register_variant(Variant("fgl", "fgl", run_fgl_variants, preflight=preflight_fgl))

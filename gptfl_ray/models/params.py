@@ -8,6 +8,8 @@ the whole state dict, e.g. FedML), in `state_dict` order. Integer buffers such a
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
@@ -74,3 +76,8 @@ def set_flat(model: torch.nn.Module, vec: np.ndarray | torch.Tensor) -> None:
                     src_dev = torch.from_numpy(src).to(t.device)
                 t.copy_(src_dev[offset : offset + n].view_as(t))  # copy_ casts to the entry dtype
             offset += n
+
+
+def params_sha256(params: np.ndarray) -> str:
+    """The hash that names a flat weight vector (a start point) in a cache key."""
+    return hashlib.sha256(np.ascontiguousarray(params).tobytes()).hexdigest()

@@ -33,8 +33,8 @@ import numpy as np
 
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.faults import fault_point
-from gptfl_ray.fl.loop import ModelFactory
 from gptfl_ray.models.export import model_metadata, stamp_metadata
+from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.pretrain.config import PretrainConfig
 from gptfl_ray.pretrain.train_loop import eval_payload, train_loop_per_worker
 from gptfl_ray.runio import atomic_write_json

@@ -22,8 +22,9 @@ from gptfl_ray.fl.aggregate import finalize
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.engine import PackedParts, _placement, pool_size_from_resources
 from gptfl_ray.fl.executor import ClientFailure, ExecutorSpec, LocalEngine
-from gptfl_ray.fl.loop import ModelFactory, run_federation
+from gptfl_ray.fl.loop import run_federation
 from gptfl_ray.fl.sampler import sample_clients
+from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.params import get_flat
 
 ray = pytest.importorskip("ray")

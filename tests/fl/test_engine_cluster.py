@@ -12,8 +12,8 @@ from gptfl_ray.data.partition import partition
 from gptfl_ray.fl.aggregate import finalize
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine
-from gptfl_ray.fl.loop import ModelFactory
 from gptfl_ray.fl.sampler import sample_clients
+from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.params import get_flat
 
 ray = pytest.importorskip("ray")

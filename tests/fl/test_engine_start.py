@@ -18,7 +18,7 @@ from gptfl_ray.config import EngineConfig
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.engine import RayEngine
 from gptfl_ray.fl.executor import ExecutorSpec
-from gptfl_ray.fl.loop import ModelFactory
+from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.params import get_flat
 
 rng = np.random.default_rng(0)

@@ -10,7 +10,8 @@ from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.aggregate import finalize
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.executor import ClientExecutor, ExecutorSpec
-from gptfl_ray.fl.loop import ModelFactory, secure_aggregate
+from gptfl_ray.fl.loop import secure_aggregate
+from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.params import get_flat
 
 

@@ -340,7 +340,7 @@ def test_simulate_fgl_one_shot_and_rounds_local(tmp_path):
 
 def test_method_fgl_is_fedavg_beside_fgl():
     from gptfl_ray.cli.simulate import method_variants
-    from gptfl_ray.methods.gptfl import simulate_config
+    from gptfl_ray.methods.simulate import simulate_config
 
     cfg = simulate_config(
         {}, {"simulate": {"variants": method_variants("fgl", None)}, "fgl": {"rounds": 3, "server_finetune_epochs": 1}}
