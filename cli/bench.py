@@ -10,14 +10,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gptfl_ray.cli.common import console, guarded
+from gptfl_ray.cli.common import console, guarded, load_config
 from gptfl_ray.cli.options import (
+    CONFIG_OPTIONS,
     DATA_OPTIONS,
     DEVICE_OPTIONS,
     DP_OPTIONS,
     ENGINE_OPTIONS,
     FL_OPTIONS,
     MODEL_OPTIONS,
+    OUTPUT_OPTIONS,
     opt,
     with_options,
 )
@@ -38,6 +40,7 @@ COMMON = [
         "Start from torchvision ImageNet weights.",
         "--init-pretrained/--no-init-pretrained",
     ),
+    CONFIG_OPTIONS[1],
 ]
 
 
@@ -64,11 +67,10 @@ def _ints(text: str, option: str) -> list[int]:
 def _base_config(kw: dict):
     from gptfl_ray.methods.simulate import simulate_config
     from gptfl_ray.ray_runtime import ensure_ray
-    from gptfl_ray.runio import load_toml_file
 
     kw = {**kw, "variants": None, "target_accuracy": None, "style": kw.get("style"), "llm_model": kw.get("llm_model")}
     kw.setdefault("clients_per_round", None)
-    cfg = simulate_config(load_toml_file(kw["config"]) if kw["config"] else {}, split_options(kw))
+    cfg = simulate_config(load_config(kw["config"], kw.get("set")), split_options(kw))
     if cfg.federate.engine.backend == "ray" or cfg.generate.engine == "ray" or cfg.pretrain.train_workers > 0:
         ensure_ray(cfg.federate.engine.address)
     return cfg
@@ -105,6 +107,7 @@ FL_NO_CPR = [p for p in FL_OPTIONS if p.name not in ("clients_per_round", "sampl
         opt("seeds", int, 3, "Seeds 0..n-1; results are mean and spread over them."),
         opt("output_dir", Path, Path("runs/bench-sampling"), "Benchmark directory."),
     ],
+    OUTPUT_OPTIONS,
 )
 def sampling(**kw):
     """GPT-FL vs FedAvg final accuracy against clients per round (paper Figure 4)."""
@@ -133,6 +136,7 @@ def sampling(**kw):
     console.print(table)
     png = plot_sampling(result, Path(kw["output_dir"]) / "sampling.png")
     console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
+    return {"bench_dir": str(kw["output_dir"]), **result, "plot": str(png)}
 
 
 @bench_app.command("comm")
@@ -152,6 +156,7 @@ def sampling(**kw):
         opt("strategies", str, "fedavg,fedprox,scaffold,fedadam", "FL strategies to compare."),
         opt("output_dir", Path, Path("runs/bench-comm"), "Benchmark directory."),
     ],
+    OUTPUT_OPTIONS,
 )
 def comm(**kw):
     """Parameters and bytes communicated until each method first reaches each target (paper Figs. 2-3)."""
@@ -187,6 +192,7 @@ def comm(**kw):
     console.print(table)
     png = plot_comm(result, Path(kw["output_dir"]) / "comm.png")
     console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
+    return {"bench_dir": str(kw["output_dir"]), **result, "plot": str(png)}
 
 
 FL_NO_SEED = [p for p in FL_OPTIONS if p.name != "seed"]
@@ -214,6 +220,7 @@ DP_NO_TARGET = [p for p in DP_OPTIONS if p.name not in ("dp_epsilon", "dp_noise"
         opt("seeds", int, 3, "Seeds 0..n-1; results are mean and spread over them."),
         opt("output_dir", Path, Path("runs/bench-privacy"), "Benchmark directory."),
     ],
+    OUTPUT_OPTIONS,
 )
 def privacy(**kw):
     """GPT-FL vs FedAvg final accuracy against the DP budget epsilon (DP-FedAvg, calibrated noise)."""
@@ -245,6 +252,7 @@ def privacy(**kw):
     console.print(table)
     png = plot_privacy(result, Path(kw["output_dir"]) / "privacy.png")
     console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
+    return {"bench_dir": str(kw["output_dir"]), **result, "plot": str(png)}
 
 
 @bench_app.command("devices")
@@ -270,6 +278,7 @@ def privacy(**kw):
         opt("seeds", int, 3, "Seeds 0..n-1; results are mean and spread over them."),
         opt("output_dir", Path, Path("runs/bench-devices"), "Benchmark directory."),
     ],
+    OUTPUT_OPTIONS,
 )
 def devices(**kw):
     """GPT-FL vs FedAvg accuracy against simulated wall-clock time under lognormal stragglers."""
@@ -334,6 +343,7 @@ def devices(**kw):
     console.print(table)
     png = plot_devices(result, Path(kw["output_dir"]) / "devices.png")
     console.print(f"{kw['output_dir']}/bench.json, {png}", highlight=False)
+    return {"bench_dir": str(kw["output_dir"]), **result, "plot": str(png)}
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gptfl_ray.cli.common import apply_sets, console, guarded
+from gptfl_ray.cli.common import DEFAULT_RUN, apply_sets, console, guarded
 from gptfl_ray.cli.options import (
     DATA_OPTIONS,
     DEVICE_OPTIONS,
@@ -18,6 +18,7 @@ from gptfl_ray.cli.options import (
     FEDERATE_KEYS,
     FL_OPTIONS,
     MODEL_OPTIONS,
+    OUTPUT_OPTIONS,
     RUN_OPTIONS,
     TRACK_OPTIONS,
     opt,
@@ -129,6 +130,18 @@ def results_table(title: str, history: list[dict], last: int = 8) -> Table:
     return table
 
 
+FEDERATE_DIR = opt(
+    "output_dir",
+    Optional[Path],
+    None,
+    "Run directory (runs/simulate/federate/gptfl with --init).",
+    "--output-dir",
+    "-o",
+)
+FEDERATE_DIR.default.rich_help_panel = "Run"
+FEDERATE_DIR.default.show_default = "runs/simulate/federate/fedavg"
+
+
 @with_options(
     DATA_OPTIONS,
     MODEL_OPTIONS,
@@ -137,15 +150,24 @@ def results_table(title: str, history: list[dict], last: int = 8) -> Table:
     DEVICE_OPTIONS,
     ENGINE_OPTIONS,
     [
-        opt("init", Optional[str], None, "Start from a saved model (safetensors), e.g. GPT-FL's pretrained model."),
+        opt(
+            "init",
+            Optional[str],
+            None,
+            "Start from a saved model (safetensors), e.g. GPT-FL's runs/simulate/pretrain/model.safetensors.",
+        ),
         opt("show_partition", bool, False, "Print each client's size and classes."),
     ],
     TRACK_OPTIONS,
     RUN_OPTIONS,
+    [FEDERATE_DIR],
+    OUTPUT_OPTIONS,
 )
 def federate(**kw):
-    """Standard FL from random init (or --init): the baseline GPT-FL improves on."""
-    output_dir = check_output_dir(kw["output_dir"] or Path("runs/federate"))
+    """Standard FL from random init (or --init): the baseline GPT-FL improves on. Without
+    --output-dir it runs in the shared run directory, as simulate's variants do:
+    runs/simulate/federate/fedavg, or runs/simulate/federate/gptfl with --init."""
+    output_dir = check_output_dir(kw["output_dir"] or default_federate_dir(kw["init"]))
     overrides = {k: kw[k] for k in FEDERATE_KEYS}
     cfg = resolve_config(
         kw["config"], output_dir, kw["resume"], kw["overwrite"], overrides, kw["init"], sets=kw.get("set")
@@ -180,6 +202,23 @@ def federate(**kw):
     last = res.history[-1]
     val = f"validation {last['val_accuracy']:.4f}, " if "val_accuracy" in last else ""
     console.print(f"final accuracy: {val}test {last['accuracy']:.4f} in {res.wall_s:.1f}s; results in {output_dir}/")
+    return {
+        "run_dir": str(output_dir),
+        "strategy": cfg.fl.strategy,
+        "dataset": cfg.data.dataset,
+        "clients": cfg.data.clients,
+        "rounds": cfg.fl.rounds,
+        "num_params": res.num_params,
+        "wall_s": res.wall_s,
+        "final": last,
+        "history": res.history,
+        "model": str(output_dir / "model.safetensors"),
+    }
+
+
+def default_federate_dir(init: str | None) -> Path:
+    """Where simulate keeps the same variant: FL from random init is `fedavg`, from a given model `gptfl`."""
+    return Path(DEFAULT_RUN) / "federate" / ("gptfl" if init else "fedavg")
 
 
 def _run(cfg, task, output_dir: Path, kw: dict):

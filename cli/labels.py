@@ -12,24 +12,28 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from gptfl_ray.cli.common import console, guarded
-from gptfl_ray.cli.options import DATA_OPTIONS, opt, with_options
+from gptfl_ray.cli.common import DEFAULT_RUN, console, guarded, load_config
+from gptfl_ray.cli.options import CONFIG_OPTIONS, DATA_OPTIONS, OUTPUT_OPTIONS, opt, with_options
+
+LABELS_OPTIONS = [
+    opt("private", bool, False, "IBLT + secure aggregation: the server sees only the union.", "--private/--plain"),
+    opt(
+        "capacity",
+        Optional[int],
+        None,
+        "IBLT capacity (distinct names it can decode); default grows until it decodes.",
+    ),
+    opt("dropout", float, 0.0, "Fraction of clients that drop out after sharing their keys."),
+    opt("seed", Optional[int], None, "Seed for the split, the IBLT hashes and the simulated clients' secrets."),
+    opt("output_dir", Path, Path(DEFAULT_RUN), "Run directory: labels.json goes there.", "--output-dir", "-o"),
+]
 
 
 @with_options(
-    [p for p in DATA_OPTIONS],
-    [
-        opt("private", bool, False, "IBLT + secure aggregation: the server sees only the union.", "--private/--plain"),
-        opt(
-            "capacity",
-            Optional[int],
-            None,
-            "IBLT capacity (distinct names it can decode); default grows until it decodes.",
-        ),
-        opt("dropout", float, 0.0, "Fraction of clients that drop out after sharing their keys."),
-        opt("seed", int, 0, "Seed for the split, the IBLT hashes and the simulated clients' secrets."),
-        opt("output_dir", Path, Path("runs/labels"), "Where labels.json goes."),
-    ],
+    DATA_OPTIONS,
+    LABELS_OPTIONS,
+    CONFIG_OPTIONS,
+    OUTPUT_OPTIONS,
 )
 def labels(**kw):
     """Print the union of the clients' label names (and how many clients hold each)."""
@@ -40,7 +44,9 @@ def labels(**kw):
     from gptfl_ray.methods.task import load_task
     from gptfl_ray.runio import atomic_write_json
 
+    file_cfg = load_config(kw["config"], kw["set"])
     fed = federate_config(
+        file_cfg.get("federate", file_cfg),  # a preset or a run's config.toml
         overrides={
             k: kw[k]
             for k in (
@@ -55,14 +61,15 @@ def labels(**kw):
                 "seed",
             )
         }
-        | {"backend": "local"}
+        | {"backend": "local"},
     )
     if not 0 <= kw["dropout"] < 1:
         raise ConfigError("--dropout", f"must be in [0, 1), got {kw['dropout']}")
     task = load_task(fed)
+    seed = fed.fl.seed
     ds = task.dataset
     sets = [sorted({ds.class_names[int(c)] for c in np.unique(ds.y_train[idx])}) for idx in task.parts]
-    rng = np.random.default_rng([kw["seed"], 0xD0])
+    rng = np.random.default_rng([seed, 0xD0])
     dropped = (
         set(rng.choice(len(sets), size=int(kw["dropout"] * len(sets)), replace=False).tolist())
         if kw["dropout"]
@@ -74,9 +81,7 @@ def labels(**kw):
 
         try:
             with console.status(f"{len(sets)} clients: IBLT encode, secure aggregation, decode"):
-                counts, stats = private_label_union(
-                    sets, kw["capacity"], seed=kw["seed"], dropout=dropped, rng_seed=kw["seed"]
-                )
+                counts, stats = private_label_union(sets, kw["capacity"], seed=seed, dropout=dropped, rng_seed=seed)
         except ConfigError as exc:  # IBLTOverflowError included: the library names it "capacity"
             raise ConfigError("--capacity" if exc.subject == "capacity" else exc.subject, exc.problem) from None
         except SecAggAbort as exc:
@@ -110,10 +115,19 @@ def labels(**kw):
         table.add_row(name, str(c))
     console.print(table)
     console.print(" ".join(f"{k}={v}" for k, v in info.items()), highlight=False)
-    atomic_write_json(
-        Path(kw["output_dir"]) / "labels.json", {"dataset": ds.name, "private": kw["private"], "labels": counts, **info}
-    )
+    out = {"dataset": ds.name, "private": kw["private"], "labels": counts, **info}
+    atomic_write_json(Path(kw["output_dir"]) / "labels.json", out)
+    return {"path": str(Path(kw["output_dir"]) / "labels.json"), **out}
 
 
 def register(app: typer.Typer) -> None:
     app.command("labels")(guarded(labels))
+
+
+def _present() -> None:
+    from gptfl_ray.cli.presentation import present
+
+    present("Label names", LABELS_OPTIONS, {"seed": 0, "capacity": "grows until it decodes"})
+
+
+_present()

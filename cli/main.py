@@ -6,8 +6,11 @@ import importlib
 
 import typer
 
+from gptfl_ray.cli.common import OneLineGroup
+
 app = typer.Typer(
     name="gptfl-ray",
+    cls=OneLineGroup,  # click's parse errors: one line and exit 2, like every other bad input
     help="GPT-FL and FGL on a Ray-distributed cross-device federated-learning simulator.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -11,11 +11,51 @@ import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
 
+from gptfl_ray.config import BACKENDS, EXECUTORS, PARTITIONS
+from gptfl_ray.data.registry import dataset_names
+from gptfl_ray.fl.algorithms import STRATEGIES
+from gptfl_ray.privacy.dp import ACCOUNTANTS, SAMPLINGS, WEIGHTINGS
+from gptfl_ray.synth.config import ENGINES, GUIDANCE_DRAWS, PROMPT_STYLES, SCHEDULERS
+from gptfl_ray.synth.generators import generator_names
+
 P = inspect.Parameter
+
+# Choices: typed as Literal, so --help lists them, the shell completes them and a bad value is
+# refused while parsing (one line naming the option, exit 2: cli/common.py OneLineGroup). Each
+# comes from the library's own constant; the models' registry imports torch, so its names are
+# spelt here and tests/cli/test_presentation.py checks them against models.registry.model_names().
+MODEL_NAMES = ("cnn", "convnet", "fedaudio", "mlp", "resnet18", "resnet50", "vgg19")
+NORMS = ("default", "batch", "group", "instance", "none")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": tuple(dataset_names()),
+    "model": MODEL_NAMES,
+    "norm": NORMS,
+    "partition": PARTITIONS,
+    "strategy": STRATEGIES,
+    "backend": tuple(sorted(BACKENDS, key=("ray", "local").index)),
+    "executor": EXECUTORS,
+    "dp_sampling": SAMPLINGS,
+    "dp_weighting": WEIGHTINGS,
+    "dp_accountant": ACCOUNTANTS,
+    "style": PROMPT_STYLES,
+    "generator": tuple(generator_names()),
+    "engine": ENGINES,
+    "scheduler": SCHEDULERS,
+    "guidance_draw": GUIDANCE_DRAWS,
+    "method": ("gptfl", "fgl"),
+    "fgl_prompts": ("class", "instance"),
+    "log_level": ("debug", "info", "warning", "error"),
+}
+
+
+def choice(name: str, optional: bool = True) -> Any:
+    """The Literal type of a choice option (Optional: None = "not given", a preset may fill it)."""
+    lit = Literal[CHOICES[name]]  # type: ignore[valid-type]
+    return Optional[lit] if optional else lit
 
 
 def opt(name: str, annotation: Any, default: Any, help: str, *flags: str) -> inspect.Parameter:
@@ -25,24 +65,24 @@ def opt(name: str, annotation: Any, default: Any, help: str, *flags: str) -> ins
 DATA_OPTIONS = [
     opt(
         "dataset",
-        Optional[str],
+        choice("dataset"),
         None,
-        "Data set (digits, mnist, cifar10, cifar100, flowers102, speechcommands, esc50).",
+        "Data set.",
     ),
     opt("data_dir", Optional[str], None, "Where torchvision/torchaudio data sets live."),
     opt("download", Optional[bool], None, "Fetch a missing data set (needs network).", "--download/--no-download"),
     opt("clients", Optional[int], None, "Number of virtual clients."),
-    opt("partition", Optional[str], None, "iid | dirichlet | shards | natural."),
+    opt("partition", choice("partition"), None, "How the clients split the training set."),
     opt("alpha", Optional[float], None, "Dirichlet concentration (paper: 0.1 high, 0.5 low heterogeneity)."),
     opt("min_client_size", Optional[int], None, "Smallest client under the Dirichlet split."),
     opt("shards_per_client", Optional[int], None, "Shards per client for --partition shards."),
 ]
 MODEL_OPTIONS = [
-    opt("model", Optional[str], None, "Model (cnn, convnet, resnet18, resnet50, vgg19, mlp, fedaudio)."),
-    opt("norm", Optional[str], None, "Normalisation layer: default, batch, group, instance, none (per model)."),
+    opt("model", choice("model"), None, "Downstream model."),
+    opt("norm", choice("norm"), None, "Normalisation layer (which ones a model takes depends on the model)."),
 ]
 FL_OPTIONS = [
-    opt("strategy", Optional[str], None, "fedavg | fedprox | scaffold | fedadam | fedyogi | fedadagrad | fedavgm."),
+    opt("strategy", choice("strategy"), None, "FL strategy (server aggregation and client objective)."),
     opt("rounds", Optional[int], None, "Communication rounds."),
     opt("sample_rate", Optional[float], None, "Fraction of clients sampled per round, in (0, 1]."),
     opt("clients_per_round", Optional[int], None, "Clients per round (instead of --sample-rate)."),
@@ -99,10 +139,10 @@ DP_OPTIONS = [
         None,
         "DP adaptive clipping: noise std on the clipped-count (default expected clients / 20).",
     ),
-    opt("dp_sampling", Optional[str], None, "DP client sampling the accountant assumes: poisson (default) | fixed."),
-    opt("dp_weighting", Optional[str], None, "DP client weights: uniform (default) | capped (min(n_i / cap, 1))."),
+    opt("dp_sampling", choice("dp_sampling"), None, "DP client sampling the accountant assumes."),
+    opt("dp_weighting", choice("dp_weighting"), None, "DP client weights: uniform, or capped (min(n_i / cap, 1))."),
     opt("dp_weight_cap", Optional[float], None, "DP capped weighting: samples at which a client's weight reaches 1."),
-    opt("dp_accountant", Optional[str], None, "DP accountant: rdp (default) | pld (Poisson sampling only)."),
+    opt("dp_accountant", choice("dp_accountant"), None, "DP accountant (pld: Poisson sampling only)."),
 ]
 DEVICE_OPTIONS = [
     opt(
@@ -136,7 +176,7 @@ DEVICE_OPTIONS = [
     opt("over_select", Optional[float], None, "Ask ceil(x * k) clients and keep the first k to finish."),
 ]
 ENGINE_OPTIONS = [
-    opt("backend", Optional[str], None, "ray (default) | local (in-process, for debugging)."),
+    opt("backend", choice("backend"), None, "Where clients train: ray, or local (in-process, for debugging)."),
     opt(
         "address", Optional[str], None, "Ray cluster address ('auto' included); default starts a local Ray on loopback."
     ),
@@ -145,21 +185,42 @@ ENGINE_OPTIONS = [
     opt("client_gpus", Optional[float], None, "GPUs per client-executor actor; 0.25 puts four on a GPU."),
     opt(
         "executor",
-        Optional[str],
+        choice("executor"),
         None,
-        "How an executor trains its clients: auto (default) | vectorized (together, torch.func.vmap) | sequential.",
+        "How an executor trains its clients: auto, vectorized (together, torch.func.vmap) or sequential.",
     ),
 ]
-RUN_OPTIONS = [
+CONFIG_OPTIONS = [
     opt("config", Optional[Path], None, "TOML file (a preset from configs/, or a run's own config.toml)."),
-    opt("output_dir", Optional[Path], None, "Run directory."),
-    opt("resume", bool, False, "Continue the run in --output-dir where it stopped."),
-    opt("overwrite", bool, False, "Replace the results already in --output-dir."),
     opt(
         "set",
         Optional[list[str]],
         None,
         "Override any config key: --set section.key=value (repeatable; TOML values, e.g. federate.fl.lr=0.05).",
+    ),
+]
+RUN_OPTIONS = [
+    CONFIG_OPTIONS[0],
+    opt("output_dir", Optional[Path], None, "Run directory."),
+    opt("resume", bool, False, "Continue the run in --output-dir where it stopped."),
+    opt("overwrite", bool, False, "Replace the results already in --output-dir."),
+    CONFIG_OPTIONS[1],
+]
+OUTPUT_OPTIONS = [
+    opt(
+        "as_json",
+        bool,
+        False,
+        "Print a machine-readable summary (JSON) on stdout; human output goes to stderr.",
+        "--json",
+    ),
+    opt("quiet", bool, False, "No progress bars or tables (errors are still one line on stderr).", "--quiet", "-q"),
+    opt(
+        "log_level",
+        choice("log_level", optional=False),
+        "warning",
+        "Logging of the library and of Ray; info or debug brings back Ray's own logs when debugging.",
+        "--log-level",
     ),
 ]
 TRACK_OPTIONS = [
@@ -214,32 +275,8 @@ def _federate_defaults() -> dict:
     return out
 
 
-def _names(kind: str):
-    def names():
-        if kind == "dataset":
-            from gptfl_ray.data.registry import dataset_names
-
-            return dataset_names()
-        if kind == "model":
-            from gptfl_ray.models.registry import model_names
-
-            return model_names()
-        if kind == "strategy":
-            from gptfl_ray.fl.algorithms import STRATEGIES
-
-            return STRATEGIES
-        return FIXED_CHOICES[kind]
-
-    return names
-
-
-FIXED_CHOICES = {
-    "partition": ("iid", "dirichlet", "shards", "natural"),
-    "norm": ("default", "batch", "group", "instance", "none"),
-    "backend": ("ray", "local"),
-    "dp_sampling": ("poisson", "fixed"),
-    "dp_weighting": ("uniform", "capped"),
-    "dp_accountant": ("rdp", "pld"),
+# Free-form options that still complete their usual values (a file name is also accepted).
+COMPLETIONS = {
     "devices": ("lognormal", "uniform"),
     "availability": ("always", "bernoulli", "diurnal"),
     "track": ("tensorboard", "mlflow"),
@@ -250,7 +287,7 @@ def _present_shared() -> None:
     from gptfl_ray.cli.presentation import present
 
     defaults = _federate_defaults()
-    choices = {k: _names(k) for k in (*FIXED_CHOICES, "dataset", "model", "strategy")}
+    choices = {k: (lambda v=v: v) for k, v in COMPLETIONS.items()}
     for panel, group in (
         ("Data", DATA_OPTIONS),
         ("Model", MODEL_OPTIONS),
@@ -260,6 +297,7 @@ def _present_shared() -> None:
         ("Engine", ENGINE_OPTIONS),
         ("Run", RUN_OPTIONS),
         ("Run: tracking", TRACK_OPTIONS),
+        ("Output", OUTPUT_OPTIONS),
     ):
         present(panel, group, defaults, choices)
 

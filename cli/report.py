@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from gptfl_ray.cli.common import guarded
+from gptfl_ray.cli.common import guarded, say
 
 
 def report(
@@ -17,6 +17,8 @@ def report(
     json_out: Optional[Path] = typer.Option(
         None, "--json-out", help="Also write every cell (values, mean, std, 95% interval) as JSON here."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print every cell as JSON on stdout (the tables go to stderr)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print no tables (errors are still one line on stderr)."),
 ):
     """Aggregate finished simulate runs into the headline (and FGL) tables: mean ± std and a 95%
     t-interval per cell, validation and test labelled; markdown on the terminal."""
@@ -27,10 +29,11 @@ def report(
     if json_out is not None and json_out.is_dir():
         raise ConfigError("--json-out", f"{json_out} is a directory; name a file")
     agg = aggregate_runs(load_finished_runs(run_dirs))
-    typer.echo(report_markdown(agg), nl=False)
+    say(report_markdown(agg))
     if json_out is not None:
         atomic_write_json(json_out, agg)
-        typer.echo(f"\n-> {json_out}")
+        say(f"\n-> {json_out}\n")
+    return agg
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gptfl_ray.cli.common import apply_sets, console, guarded
+from gptfl_ray.cli.common import DEFAULT_RUN, apply_sets, console, guarded
 from gptfl_ray.cli.options import (
     DATA_OPTIONS,
     DEVICE_OPTIONS,
@@ -18,8 +18,10 @@ from gptfl_ray.cli.options import (
     FEDERATE_KEYS,
     FL_OPTIONS,
     MODEL_OPTIONS,
+    OUTPUT_OPTIONS,
     RUN_OPTIONS,
     TRACK_OPTIONS,
+    choice,
     opt,
     with_options,
 )
@@ -46,9 +48,9 @@ SIM_OPTIONS = [
     ),
 ]
 SYNTH_OPTIONS = [
-    opt("style", Optional[str], None, "Prompt style: class | multi-domain | llm."),
+    opt("style", choice("style"), None, "Prompt style."),
     opt("llm_model", Optional[str], None, "Causal LM (hub id or path) for --style llm."),
-    opt("generator", Optional[str], None, "glyph (offline default) | diffusers | speecht5 | audioldm | espeak."),
+    opt("generator", choice("generator"), None, "Generative model family (glyph: offline, no download)."),
     opt("gen_model", Optional[str], None, "Generator model: hub id or local path (generator default if unset)."),
     opt("per_class", Optional[int], None, "Synthetic samples per class."),
     opt("scale", Optional[float], None, "Synthetic size as k x the real train size (paper's 1x/2x/3x)."),
@@ -62,12 +64,17 @@ SYNTH_OPTIONS = [
     ),
 ]
 FGL_OPTIONS = [
-    opt("method", Optional[str], None, "Shorthand for --variants: gptfl (fedavg,synthetic,gptfl) | fgl (fedavg,fgl)."),
+    opt(
+        "method",
+        choice("method"),
+        None,
+        "Shorthand for --variants: gptfl (fedavg,synthetic,gptfl) or fgl (fedavg,fgl).",
+    ),
     opt(
         "fgl_prompts",
-        Optional[str],
+        choice("fgl_prompts"),
         None,
-        "FGL client prompts: class (one per local class, with its count) | instance (a caption per sample).",
+        "FGL client prompts: class (one per local class, with its count) or instance (a caption per sample).",
     ),
     opt(
         "captioner",
@@ -96,9 +103,24 @@ PRETRAIN_OPTIONS = [
         "pretrain_weight_decay", Optional[float], None, "Pre-training weight decay (paper: larger than for real data)."
     ),
     opt("pretrain_batch_size", Optional[int], None, "Pre-training batch size."),
+    opt("pretrain_momentum", Optional[float], None, "Pre-training SGD momentum."),
+    opt(
+        "augment",
+        Optional[bool],
+        None,
+        "Pre-training augmentation suited to the modality.",
+        "--augment/--no-augment",
+    ),
     opt("train_workers", Optional[int], None, "Ray Train workers (0: train in this process)."),
     opt("train_gpus", Optional[float], None, "GPUs per Ray Train worker."),
 ]
+
+
+SIMULATE_DIR = opt(
+    "output_dir", Optional[Path], None, "Run directory (shared by every stage command).", "--output-dir", "-o"
+)
+SIMULATE_DIR.default.rich_help_panel = "Run"
+SIMULATE_DIR.default.show_default = DEFAULT_RUN
 
 
 def stage_progress(progress: Progress):
@@ -134,14 +156,7 @@ def split_options(kw: dict) -> dict[str, dict]:
             "gen_gpus": kw["gen_gpus"],
             **{k: kw.get(k) for k in ("steps", "height", "width", "device")},
         },
-        "pretrain": {
-            "epochs": kw["pretrain_epochs"],
-            "lr": kw["pretrain_lr"],
-            "weight_decay": kw["pretrain_weight_decay"],
-            "batch_size": kw["pretrain_batch_size"],
-            "train_workers": kw["train_workers"],
-            "train_gpus": kw["train_gpus"],
-        },
+        "pretrain": pretrain_options(kw),
         "simulate": {
             "variants": method_variants(kw.get("method"), kw["variants"]),
             **{k: kw[k] for k in ("target_accuracy", "init_pretrained")},
@@ -153,6 +168,42 @@ def split_options(kw: dict) -> dict[str, dict]:
             "server_finetune_epochs": kw.get("server_finetune_epochs"),
         },
     }
+
+
+# PretrainConfig names its fields' options as `gptfl-ray pretrain` once spelt them; the CLI
+# spells them --pretrain-* everywhere (--lr is the FL clients' learning rate).
+PRETRAIN_FIELDS = {
+    "epochs": "pretrain_epochs",
+    "lr": "pretrain_lr",
+    "weight_decay": "pretrain_weight_decay",
+    "batch_size": "pretrain_batch_size",
+    "momentum": "pretrain_momentum",
+    "augment": "augment",
+    "train_workers": "train_workers",
+    "train_gpus": "train_gpus",
+}
+
+
+def pretrain_options(kw: dict, file_cfg: dict | None = None) -> dict:
+    """The pre-training options given on the command line (over `file_cfg`'s [pretrain]),
+    checked first so a bad value is named by its --pretrain-* option."""
+    from gptfl_ray.config import build_section
+    from gptfl_ray.errors import ConfigError
+    from gptfl_ray.pretrain.config import PretrainConfig
+
+    given = {f: kw.get(o) for f, o in PRETRAIN_FIELDS.items()}
+    layer = (file_cfg or {}).get("pretrain", {})
+    try:
+        build_section(
+            PretrainConfig,
+            layer if isinstance(layer, dict) else {},
+            {k: v for k, v in given.items() if v is not None},
+            section="pretrain",
+        )
+    except ConfigError as exc:
+        flag = {"--" + f.replace("_", "-"): "--" + o.replace("_", "-") for f, o in PRETRAIN_FIELDS.items()}
+        raise ConfigError(flag.get(exc.subject, exc.subject), exc.problem) from None
+    return given
 
 
 def method_variants(method: str | None, variants: str | None) -> str | None:
@@ -181,6 +232,8 @@ def method_variants(method: str | None, variants: str | None) -> str | None:
     FGL_OPTIONS,
     TRACK_OPTIONS,
     RUN_OPTIONS,
+    [SIMULATE_DIR],
+    OUTPUT_OPTIONS,
 )
 def simulate(**kw):
     """GPT-FL end to end: prompts -> synthetic data -> server pre-training -> FL fine-tuning,
@@ -200,13 +253,14 @@ def simulate(**kw):
     from gptfl_ray.runio import RunLock, check_output_dir, clear_run, load_toml_file, read_config
     from gptfl_ray.tracking import Tracker, check_track
 
-    run_dir = check_output_dir(kw["output_dir"] or Path("runs/simulate"))
+    run_dir = check_output_dir(kw["output_dir"] or Path(DEFAULT_RUN))
     if kw["resume"] and kw["overwrite"]:
         raise ConfigError("--resume", "give --resume or --overwrite, not both")
     file_cfg = load_toml_file(kw["config"]) if kw["config"] else {}
     if kw["resume"] and not file_cfg:
         file_cfg = read_config(run_dir)
     file_cfg = apply_sets(file_cfg, kw.get("set"))
+    pretrain_options(kw, file_cfg)
     cfg = simulate_config(file_cfg, split_options(kw))
     check_track(kw["track"])
     prepared = prepare_simulation(cfg)  # every input check first: --overwrite deletes nothing on bad input
@@ -270,6 +324,7 @@ def simulate(**kw):
         f"done in {time.perf_counter() - t0:.1f}s -> {run_dir}/summary.json, {', '.join(p.name for p in plots)}",
         highlight=False,
     )
+    return {"run_dir": str(run_dir), **summary, "plots": [str(p) for p in plots]}
 
 
 def check_run_dir(run_dir: Path, cfg) -> None:
@@ -292,7 +347,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _present() -> None:
-    from gptfl_ray.cli.options import _names
     from gptfl_ray.cli.presentation import field_defaults, present
     from gptfl_ray.pretrain.config import PretrainConfig
     from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
@@ -303,9 +357,7 @@ def _present() -> None:
         "gen_model": "the generator's own",
         "per_class": "1x the real train size",
     }
-    pre = field_defaults(
-        PretrainConfig, prefix="pretrain_", rename={"train_workers": "train_workers", "train_gpus": "train_gpus"}
-    )
+    pre = field_defaults(PretrainConfig, rename=PRETRAIN_FIELDS)
     present(
         "Run",
         SIM_OPTIONS,
@@ -316,11 +368,7 @@ def _present() -> None:
         "Synthesis",
         SYNTH_OPTIONS,
         synth,
-        {
-            "style": lambda: ("class", "multi-domain", "llm"),
-            "generator": lambda: ("glyph", "diffusers", "speecht5", "audioldm", "espeak"),
-            "device": lambda: ("auto", "cpu", "cuda"),
-        },
+        {"device": lambda: ("auto", "cpu", "cuda")},
     )
     present("Pre-training", PRETRAIN_OPTIONS, pre)
     present(
@@ -333,9 +381,7 @@ def _present() -> None:
             "server_finetune_epochs": 0,
             "captioner": "Salesforce/blip-image-captioning-base",
         },
-        {"method": lambda: tuple(METHODS), "fgl_prompts": lambda: ("class", "instance")},
     )
-    del _names
 
 
 _present()

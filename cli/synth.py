@@ -1,6 +1,8 @@
 """`gptfl-ray prompts` and `gptfl-ray generate`: GPT-FL's synthetic data (sections 3.1-3.2).
 
-Parsing and printing only; the work lives in gptfl_ray.synth.
+Parsing and printing only; the work lives in gptfl_ray.synth. Both resolve their settings as
+`simulate` does (defaults < --config < --set < options), so a preset or a run's config.toml
+drives a single stage exactly as it drives the whole method.
 """
 
 from __future__ import annotations
@@ -10,9 +12,100 @@ from typing import Optional
 
 import typer
 
-from gptfl_ray.cli.common import console, guarded
+from gptfl_ray.cli.common import DEFAULT_RUN, console, guarded, load_config
+from gptfl_ray.cli.options import CONFIG_OPTIONS, OUTPUT_OPTIONS, choice, opt, with_options
 
-DEFAULT_RUN = "runs/simulate"  # the run directory every stage and `simulate` share
+STAGE_DATA = [
+    opt(
+        "dataset",
+        choice("dataset"),
+        None,
+        "Data set whose label names, sizes and sample shape are used.",
+        "--dataset",
+        "-d",
+    ),
+    opt("data_dir", Optional[str], None, "Where torchvision/torchaudio data sets live."),
+    opt("download", Optional[bool], None, "Fetch a missing data set (needs network).", "--download/--no-download"),
+    opt("seed", Optional[int], None, "Seed."),
+    opt(
+        "output_dir",
+        Path,
+        Path(DEFAULT_RUN),
+        "Run directory (shared by every stage and simulate).",
+        "--output-dir",
+        "-o",
+    ),
+]
+COUNT_OPTIONS = [
+    opt("per_class", Optional[int], None, "Samples (prompts) per class."),
+    opt("scale", Optional[float], None, "k x the real train size (paper's 1x/2x/3x)."),
+]
+PROMPTS_OPTIONS = [
+    opt("style", choice("style"), None, "Prompt style."),
+    opt("labels", Optional[str], None, "Received label set: a,b,c or @file (JSON list / lines)."),
+    opt("llm_model", Optional[str], None, "Causal LM (hub id or local path) for --style llm."),
+    opt("llm_max_tries", Optional[int], None, "LLM rounds per class before the template fallback."),
+    opt("guidance_min", Optional[float], None, "Smallest guidance scale."),
+    opt("guidance_max", Optional[float], None, "Largest guidance scale."),
+    opt("guidance_draw", choice("guidance_draw"), None, "integer (1..5, the original code) or uniform (bucketed)."),
+    opt("guidance_grid", Optional[float], None, "Grid step for --guidance-draw uniform."),
+    opt(
+        "style_words",
+        Optional[bool],
+        None,
+        "Mix glyph style words into image prompts.",
+        "--style-words/--no-style-words",
+    ),
+    opt("overwrite", bool, False, "Replace prompts made with other settings."),
+]
+GENERATE_OPTIONS = [
+    opt(
+        "generator",
+        choice("generator"),
+        None,
+        "Generative model family (glyph: offline, no download).",
+        "--generator",
+        "-g",
+    ),
+    opt("gen_model", Optional[str], None, "Generator model: hub id or local path (the generator's own if unset)."),
+    opt("model_revision", Optional[str], None, "Hub branch, tag or commit of --gen-model."),
+    opt("gen_actors", Optional[int], None, "Generator actors in the Ray Data pool."),
+    opt("gen_gpus", Optional[float], None, "GPUs per generator actor (fractions share a GPU)."),
+    opt("gen_batch_size", Optional[int], None, "Prompts per generator call."),
+    opt("shard_size", Optional[int], None, "Rows per Parquet shard."),
+    opt("engine", choice("engine"), None, "ray (a Ray Data actor pool) or local (a plain loop, same bytes)."),
+    opt("steps", Optional[int], None, "Diffusion steps (diffusers, audioldm)."),
+    opt("scheduler", choice("scheduler"), None, "dpm (DPM-Solver multistep) or default (the model's own)."),
+    opt("compile_unet", Optional[bool], None, "torch.compile the UNet (GPU).", "--compile/--no-compile"),
+    opt("height", Optional[int], None, "Generation height in pixels before resizing to the data set's size."),
+    opt("width", Optional[int], None, "Generation width in pixels before resizing to the data set's size."),
+    opt("negative_prompt", Optional[str], None, "Negative prompt (diffusers)."),
+    opt("clip_seconds", Optional[float], None, "Audio length when the data set has none."),
+    opt(
+        "speaker_embeddings",
+        Optional[str],
+        None,
+        "SpeechT5 x-vectors: .npy/.pt (K, 512), hf:<data set id>, or random (offline fallback).",
+    ),
+    opt("vocoder", Optional[str], None, "SpeechT5 HiFi-GAN hub id or path."),
+    opt(
+        "device", Optional[str], None, "Generator device: auto (cuda with fp16 when a GPU is visible), cpu or cuda[:N]."
+    ),
+    opt("overwrite", bool, False, "Discard synthetic data made with another config."),
+]
+
+
+def stage_config(kw: dict, prompts: dict | None = None, generate: dict | None = None):
+    """Resolve a stage's settings like `simulate`: defaults < --config file < --set < options."""
+    from gptfl_ray.methods.simulate import simulate_config
+
+    file_cfg = load_config(kw.get("config"), kw.get("set"))
+    fed = {k: kw.get(k) for k in ("dataset", "data_dir", "download", "seed")}
+    counts = {k: kw.get(k) for k in ("per_class", "scale")}
+    return simulate_config(
+        file_cfg,
+        {"federate": fed, "prompts": {**counts, **(prompts or {})}, "generate": {**counts, **(generate or {})}},
+    )
 
 
 def _dataset(name: str, data_dir: Optional[str], download: bool):
@@ -48,58 +141,34 @@ def _make_prompts(dataset, cfg, run_dir: Path) -> list[dict]:
     return rows
 
 
-def prompts_cmd(
-    dataset: str = typer.Option("digits", "--dataset", "-d", help="data set whose label names are prompted"),
-    output_dir: Path = typer.Option(DEFAULT_RUN, "--output-dir", "-o", help="run directory"),
-    style: str = typer.Option("class", "--style", help="class | multi-domain | llm"),
-    per_class: Optional[int] = typer.Option(None, "--per-class", help="prompts per class"),
-    scale: Optional[float] = typer.Option(None, "--scale", help="k x real train size / classes (paper's 1x/2x/3x)"),
-    seed: int = typer.Option(0, "--seed"),
-    labels: Optional[str] = typer.Option(
-        None, "--labels", help="received label set: a,b,c or @file (JSON list / lines)"
-    ),
-    llm_model: Optional[str] = typer.Option(None, "--llm-model", help="causal LM hub id or local path (style llm)"),
-    llm_max_tries: int = typer.Option(8, "--llm-max-tries", help="LLM rounds per class before template fallback"),
-    guidance_min: float = typer.Option(1.0, "--guidance-min"),
-    guidance_max: float = typer.Option(5.0, "--guidance-max"),
-    guidance_draw: str = typer.Option(
-        "integer", "--guidance-draw", help="integer (1..5, the original code) | uniform (bucketed)"
-    ),
-    guidance_grid: float = typer.Option(0.5, "--guidance-grid", help="grid step for --guidance-draw uniform"),
-    style_words: bool = typer.Option(
-        True, "--style-words/--no-style-words", help="mix glyph style words into image prompts"
-    ),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
-    download: bool = typer.Option(False, "--download/--no-download"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace prompts made with other settings"),
-):
+@with_options(STAGE_DATA, COUNT_OPTIONS, PROMPTS_OPTIONS, CONFIG_OPTIONS, OUTPUT_OPTIONS)
+def prompts_cmd(**kw):
     """Write <run>/prompts/prompts.jsonl: one seeded prompt and guidance scale per sample."""
-    from gptfl_ray.synth.config import PromptsConfig
+    from gptfl_ray.runio import RunLock, check_output_dir
     from gptfl_ray.synth.labels import parse_label_option
 
-    cfg = PromptsConfig(
-        dataset=dataset,
-        style=style,
-        per_class=per_class,
-        scale=scale,
-        seed=seed,
-        guidance_min=guidance_min,
-        guidance_max=guidance_max,
-        guidance_draw=guidance_draw,
-        guidance_grid=guidance_grid,
-        style_words=style_words,
-        llm_model=llm_model,
-        llm_max_tries=llm_max_tries,
-        labels=parse_label_option(labels),
-    )
-    from gptfl_ray.runio import RunLock, check_output_dir
-
-    ds = _dataset(dataset, data_dir, download)
-    check_output_dir(output_dir)
+    keys = ("style", "llm_model", "llm_max_tries", "guidance_min", "guidance_max", "guidance_draw", "guidance_grid")
+    given = {k: kw[k] for k in keys} | {"style_words": kw["style_words"]}
+    labels = parse_label_option(kw["labels"])
+    given["labels"] = tuple(labels) if labels is not None else None
+    sim = stage_config(kw, prompts=given)
+    cfg, data = sim.prompts, sim.federate.data
+    ds = _dataset(data.dataset, data.data_dir, data.download)
+    output_dir = check_output_dir(kw["output_dir"])
     with RunLock(output_dir):
-        if not overwrite:
+        if not kw["overwrite"]:
             _check_prompts(output_dir, cfg)
-        _make_prompts(ds, cfg, output_dir)
+        rows = _make_prompts(ds, cfg, output_dir)
+    from gptfl_ray.synth.prompts import prompts_path
+
+    return {
+        "run_dir": str(output_dir),
+        "prompts": str(prompts_path(output_dir)),
+        "dataset": ds.name,
+        "style": cfg.style,
+        "total": len(rows),
+        "per_class": len(rows) // max(1, len({r["label"] for r in rows})),
+    }
 
 
 def _check_prompts(run_dir: Path, cfg) -> None:
@@ -119,84 +188,43 @@ def _check_prompts(run_dir: Path, cfg) -> None:
             check_resumable("prompts", run_dir, saved, _config_json(cfg))
 
 
-def generate_cmd(
-    dataset: str = typer.Option("digits", "--dataset", "-d"),
-    output_dir: Path = typer.Option(DEFAULT_RUN, "--output-dir", "-o", help="run directory"),
-    generator: str = typer.Option("glyph", "--generator", "-g", help="glyph | diffusers | speecht5 | audioldm"),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="hub id or local path (generator default if unset)"
-    ),
-    seed: int = typer.Option(0, "--seed"),
-    per_class: Optional[int] = typer.Option(None, "--per-class", help="samples per class"),
-    scale: Optional[float] = typer.Option(None, "--scale", help="k x real train size / classes"),
-    gen_actors: int = typer.Option(1, "--gen-actors", help="generator actors in the Ray Data pool"),
-    gen_gpus: float = typer.Option(0.0, "--gen-gpus", help="GPUs per actor (fractions share a GPU)"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    shard_size: int = typer.Option(256, "--shard-size", help="rows per Parquet shard"),
-    engine: str = typer.Option("ray", "--engine", help="ray | local (plain loop, same bytes)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="discard synthetic data from another config"),
-    model_revision: Optional[str] = typer.Option(None, "--model-revision", help="hub branch, tag or commit of --model"),
-    steps: int = typer.Option(30, "--steps", help="diffusion steps"),
-    scheduler: str = typer.Option("dpm", "--scheduler", help="dpm (DPM-Solver multistep) | default (the model's own)"),
-    compile_unet: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the UNet (GPU)"),
-    height: Optional[int] = typer.Option(None, "--height"),
-    width: Optional[int] = typer.Option(None, "--width"),
-    negative_prompt: str = typer.Option("", "--negative-prompt"),
-    clip_seconds: float = typer.Option(1.0, "--clip-seconds", help="audio length when the data set has none"),
-    speaker_embeddings: Optional[str] = typer.Option(
-        None,
-        "--speaker-embeddings",
-        help="SpeechT5 x-vectors: .npy/.pt (K, 512), hf:<data set id>, or random (offline fallback); "
-        "default hf:regisss/cmu-arctic-xvectors",
-    ),
-    vocoder: Optional[str] = typer.Option(None, "--vocoder", help="SpeechT5 HiFi-GAN hub id or path"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
-    download: bool = typer.Option(False, "--download/--no-download"),
-):
-    """Run a generator over the prompts with a Ray Data actor pool; write <run>/synthetic/ shards."""
-    from gptfl_ray.synth.config import GenerateConfig
+@with_options(STAGE_DATA, COUNT_OPTIONS, GENERATE_OPTIONS, CONFIG_OPTIONS, OUTPUT_OPTIONS)
+def generate_cmd(**kw):
+    """Run a generator over the prompts with a Ray Data actor pool; write <run>/synthetic/ shards
+    (made first from the same settings when <run>/prompts/ is missing)."""
     from gptfl_ray.synth.generators import generator_class
     from gptfl_ray.synth.generators.base import TargetFormat
 
-    cfg = GenerateConfig(
-        dataset=dataset,
-        generator=generator,
-        model=model,
-        seed=seed,
-        per_class=per_class,
-        scale=scale,
-        gen_actors=gen_actors,
-        gen_gpus=gen_gpus,
-        batch_size=batch_size,
-        shard_size=shard_size,
-        engine=engine,
-        overwrite=overwrite,
-        revision=model_revision,
-        steps=steps,
-        scheduler=scheduler,
-        compile=compile_unet,
-        height=height,
-        width=width,
-        negative_prompt=negative_prompt,
-        clip_seconds=clip_seconds,
-        speaker_embeddings=speaker_embeddings,
-        vocoder=vocoder,
-        device=device,
-    )
+    rename = {
+        "gen_model": "model",
+        "model_revision": "revision",
+        "gen_batch_size": "batch_size",
+        "compile_unet": "compile",
+    }
+    keys = [p.name for p in GENERATE_OPTIONS if p.name != "overwrite"]
+    given = {rename.get(k, k): kw[k] for k in keys} | {"overwrite": kw["overwrite"] or None}
+    sim = stage_config(kw, generate=given)
+    cfg, data = sim.generate, sim.federate.data
     from gptfl_ray.runio import RunLock, check_output_dir
 
-    ds = _dataset(dataset, data_dir, download)
+    ds = _dataset(data.dataset, data.data_dir, data.download)
     target = TargetFormat.from_dataset(ds)
     generator_class(cfg.generator).preflight(target, cfg.model, cfg.generator_options())  # before any work
-    check_output_dir(output_dir)
+    output_dir = check_output_dir(kw["output_dir"])
     with RunLock(output_dir):
-        _generate(cfg, ds, target, output_dir, per_class, scale, seed, dataset)
+        manifest = _generate(cfg, sim.prompts, ds, target, output_dir, kw["per_class"], kw["scale"])
+    return {
+        "run_dir": str(output_dir),
+        "synthetic": str(output_dir / "synthetic"),
+        "generator": cfg.generator,
+        **{k: manifest.get(k) for k in ("total_rows", "num_shards", "model_revision", "seconds", "sha256")},
+        "written_shards": len(manifest["written_shards"]),
+    }
 
 
-def _generate(cfg, ds, target, output_dir: Path, per_class, scale, seed, dataset) -> None:
+def _generate(cfg, prompts_cfg, ds, target, output_dir: Path, per_class, scale) -> dict:
     from gptfl_ray.runio import write_config_section
-    from gptfl_ray.synth.config import PromptsConfig, per_class_count
+    from gptfl_ray.synth.config import per_class_count
     from gptfl_ray.synth.pipeline import generate
     from gptfl_ray.synth.prompts import prompts_path, read_prompts, take_per_class
 
@@ -205,9 +233,7 @@ def _generate(cfg, ds, target, output_dir: Path, per_class, scale, seed, dataset
         if per_class is not None or scale is not None:
             rows = take_per_class(rows, per_class_count(per_class, scale, len(ds.x_train), ds.num_classes))
     else:
-        rows = _make_prompts(
-            ds, PromptsConfig(dataset=dataset, per_class=per_class, scale=scale, seed=seed), output_dir
-        )
+        rows = _make_prompts(ds, prompts_cfg, output_dir)
     if cfg.engine == "ray":
         from gptfl_ray.ray_runtime import check_resources, ensure_ray, generate_request
 
@@ -244,8 +270,41 @@ def _generate(cfg, ds, target, output_dir: Path, per_class, scale, seed, dataset
         f"-> {output_dir / 'synthetic'}",
         highlight=False,
     )
+    return manifest
 
 
 def register(app: typer.Typer) -> None:
     app.command("prompts")(guarded(prompts_cmd))
     app.command("generate")(guarded(generate_cmd))
+
+
+def _present() -> None:
+    from gptfl_ray.cli.presentation import field_defaults, present
+    from gptfl_ray.config import DataConfig
+    from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
+
+    data = {**field_defaults(DataConfig), "seed": 0}
+    gen = field_defaults(
+        GenerateConfig,
+        rename={
+            "model": "gen_model",
+            "revision": "model_revision",
+            "batch_size": "gen_batch_size",
+            "compile": "compile_unet",
+        },
+    )
+    gen.update(
+        gen_model="the generator's own", model_revision="main", speaker_embeddings="hf:regisss/cmu-arctic-xvectors"
+    )
+    gen["vocoder"] = "microsoft/speecht5_hifigan"
+    present("Data", STAGE_DATA, data)
+    present("Synthesis", COUNT_OPTIONS, {"per_class": "1x the real train size"})
+    present(
+        "Prompts",
+        PROMPTS_OPTIONS,
+        {**field_defaults(PromptsConfig), "labels": "every class", "llm_model": "openai-community/gpt2"},
+    )
+    present("Generation", GENERATE_OPTIONS, gen, {"device": lambda: ("auto", "cpu", "cuda")})
+
+
+_present()

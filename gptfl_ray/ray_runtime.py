@@ -19,12 +19,20 @@ from gptfl_ray.errors import ConfigError
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
+def verbose() -> bool:
+    """`--log-level info|debug` (GPTFL_LOG_LEVEL): Ray's own logs and the workers' output come back."""
+    return os.environ.get("GPTFL_LOG_LEVEL", "").lower() in ("debug", "info")
+
+
 def quiet_ray_logs() -> None:
     """Ray Data and Train log every dataset execution at INFO on the driver; our rich progress
-    bars already say what runs, so keep their loggers to warnings."""
+    bars already say what runs, so keep their loggers to warnings (unless `verbose()`)."""
     import logging
 
     import ray.data  # noqa: F401 - importing configures Ray Data's loggers; set levels after that
+
+    if verbose():
+        return
 
     for name in ("ray.train", "ray.tune", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -69,7 +77,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
     if address and address != "local":
         check_reachable(address)
         try:
-            ray.init(address=address, configure_logging=False, log_to_driver=False)
+            ray.init(address=address, configure_logging=False, log_to_driver=verbose())
         except Exception as exc:  # noqa: BLE001 - every failure to join is one line about --address
             raise ConfigError(
                 "--address", f"cannot connect to a Ray cluster at {address!r} ({str(exc).splitlines()[0]})"
@@ -85,7 +93,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus
     # address="local": always our own instance, never another session's cluster found on this machine
-    ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False, **kwargs)
+    ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=verbose(), **kwargs)
     return True
 
 

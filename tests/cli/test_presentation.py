@@ -31,7 +31,7 @@ TINY = [
 
 def _commands(group: click.Group, prefix=()):
     for name, cmd in group.commands.items():
-        if isinstance(cmd, click.Group):
+        if hasattr(cmd, "commands"):  # a group (typer's own click: not click.Group)
             yield from _commands(cmd, (*prefix, name))
         else:
             yield (*prefix, name), cmd
@@ -73,12 +73,17 @@ def test_help_shows_the_effective_default_of_preset_filled_options():
         assert f"─ {panel} ─" in res.output
 
 
-def test_generate_and_pretrain_share_the_default_run_directory():
+def test_every_stage_shares_the_default_run_directory():
+    from gptfl_ray.cli.federate import default_federate_dir
+
     outs = []
-    for cmd in ("generate", "pretrain", "prompts", "simulate"):
+    for cmd in ("generate", "pretrain", "prompts", "labels", "simulate"):
         params = {p.name: p for p in dict(COMMANDS)[(cmd,)].params}
-        outs.append(str(params["output_dir"].default or "runs/simulate"))
+        outs.append(str(params["output_dir"].default or params["output_dir"].show_default))
     assert set(outs) == {"runs/simulate"}
+    # federate runs where simulate keeps the same variant
+    assert default_federate_dir(None).as_posix() == "runs/simulate/federate/fedavg"
+    assert default_federate_dir("m.safetensors").as_posix() == "runs/simulate/federate/gptfl"
 
 
 def test_version():
