@@ -38,3 +38,32 @@ def test_readme_links_the_docs_and_its_images():
     for link in re.findall(r"\]\(((?:docs|configs|benchmarks)/[^)#]+)\)", readme):
         assert (ROOT / link).exists(), link
     assert "docs/architecture.md" in readme and "docs/reproduce.md" in readme
+
+
+def _cli_commands():
+    import typer
+
+    from gptfl_ray.cli.main import app
+
+    def walk(group, prefix=()):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, (*prefix, name))
+            else:
+                yield " ".join((*prefix, name)), cmd
+
+    return dict(walk(typer.main.get_command(app)))
+
+
+def test_readme_commands_section_is_true_to_the_cli():
+    """Every command in the README's table exists, every CLI command is in the table, and every
+    --option the Commands section names is an option of some command."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    section = readme[readme.index("## Commands") : readme.index("## Running on a Ray cluster")]
+    commands = _cli_commands()
+    table = set(re.findall(r"^\| `gptfl-ray ([a-z]+(?: [a-z]+)?)", section, re.M))
+    assert table == set(commands), table ^ set(commands)
+    options = {o for cmd in commands.values() for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    options |= {"--install-completion", "--show-completion", "--version", "--help"}
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", section))
+    assert named - options == set(), named - options
