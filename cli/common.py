@@ -57,6 +57,13 @@ class OneLineGroup(TyperGroup):
 
 def _usage_line(exc: UsageError) -> typer.Exit:
     msg = " ".join(exc.format_message().replace("Value error, ", "").split())
+    name = getattr(exc, "option_name", None)  # NoSuchOption
+    if name and name.startswith("--") and exc.ctx is not None:
+        # options spelt with their stage's prefix (--pretrain-lr, --gen-model): name them
+        opts = {o for p in exc.ctx.command.params for o in getattr(p, "opts", ())}
+        near = sorted(o for o in opts if o.startswith("--") and o.endswith("-" + name[2:]))
+        if near:
+            msg = f"No such option: {name} (did you mean {' or '.join(near)}?)"
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
     return one_line_error(msg + where)
 
