@@ -20,7 +20,11 @@ def augment_batch(x: torch.Tensor, dataset: str, modality: str, gen: torch.Gener
         padded = F.pad(x, (pad, pad, pad, pad))
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-        out = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+        # every sample's crop in one gather over the flattened padded image (the same values as
+        # slicing padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] sample by sample)
+        c, wp = x.shape[1], w + 2 * pad
+        at = (dy[:, None] + torch.arange(h))[:, :, None] * wp + (dx[:, None] + torch.arange(w))[:, None, :]
+        out = padded.flatten(2).gather(2, at.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
         if dataset not in NO_FLIP:
             flip = torch.rand(n, generator=gen) < 0.5
             out[flip] = out[flip].flip(-1)
