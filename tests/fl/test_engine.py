@@ -214,10 +214,14 @@ class Interrupt(Exception):
 
 def test_resume_after_killed_run_equals_uninterrupted(ray_runtime, tmp_path):
     """A ray run cut after round 3 (before its checkpoint) and resumed ends on exactly the
-    weights of an uninterrupted run. With one actor the engine sums clients in the same order
-    as the in-process engine, so the uninterrupted reference runs locally (saves actor starts)."""
+    weights of an uninterrupted run. With one actor the engine trains and sums the clients as
+    the in-process engine does (one cohort, client-id order), so the uninterrupted reference
+    runs locally (saves actor starts). The backend must be named: the default is a Ray pool
+    sized from the CPUs, whose cohorts differ from a 1-actor pool's."""
     fl = FLConfig(rounds=4, clients_per_round=PER_ROUND, local_epochs=1, checkpoint_every=1, eval_every=2, seed=SEED)
-    base = FederateConfig(data=DataConfig(clients=NUM_CLIENTS), model=ModelConfig(name="mlp"), fl=fl)
+    base = FederateConfig(
+        data=DataConfig(clients=NUM_CLIENTS), model=ModelConfig(name="mlp"), fl=fl, engine=EngineConfig(backend="local")
+    )
     cfg = dataclasses.replace(base, engine=EngineConfig(backend="ray", num_actors=1))
     ds = load_digits_dataset(seed=SEED)
     parts = partition(ds.y_train, NUM_CLIENTS, "dirichlet", SEED, alpha=0.1)
