@@ -12,6 +12,11 @@ The only Ray file in `fl/` (docs/architecture.md rule 5). Design, and where each
   pfl-research's workers do with their worker-local aggregates (docs/architecture.md rule 3); the driver merges
   the partials in actor-index order, so a run is bit-for-bit repeatable for a given pool size and
   equal within float tolerance across pool sizes (per-client seeds, docs/architecture.md rule 4).
+  A 1-actor pool equals the in-process engine bit for bit. Across pool sizes the cohorts differ:
+  an mlp's clients still train bit-identically (fixed step width, fl/vectorized.py), but vmap's
+  grouped convolutions go through a oneDNN kernel chosen by the cohort size, so a conv net's
+  clients differ in the last bits (bit-identical with oneDNN off, at 27% of the cnn's
+  vectorized speed), and the float64 partial sums round by grouping.
 - Objects travel once (Ray docs, "Anti-pattern: passing the same large argument by value
   repeatedly"): the training set is `ray.put` once per engine and read zero-copy from the node's
   object store (numpy arrays deserialize as read-only views of shared memory); the global

@@ -119,7 +119,8 @@ class ClientExecutor:
             log = logger.warning if self.spec.executor == "vectorized" else logger.info
             log("executor: training clients one after another (%s)", reason)
             return
-        self.cohort = CohortTrainer(self.model, self.spec.local, self.x, self.y, self.layout[1])
+        largest = max((len(self.parts[c]) for c in range(len(self.parts))), default=1)
+        self.cohort = CohortTrainer(self.model, self.spec.local, self.x, self.y, self.layout[1], width=largest)
 
     @property
     def mode(self) -> str:
@@ -137,8 +138,9 @@ class ClientExecutor:
         spec = self.spec
         result = RoundResult(partial=PartialSum())
         todo = []
-        for cid in client_ids:
-            cid = int(cid)
+        # Client-id order, whoever calls: the summation order is then the same in-process and in
+        # a 1-actor pool (whose share is sorted), and a run's weights do not depend on the process.
+        for cid in sorted(int(c) for c in client_ids):
             if client_drops(spec.seed, round_idx, cid, spec.dropout):
                 result.partial.dropped.append(cid)
             else:

@@ -63,10 +63,26 @@ class CohortClient:
 
 
 class CohortTrainer:
-    """Trains cohorts of clients of one model architecture; holds no per-client state."""
+    """Trains cohorts of clients of one model architecture; holds no per-client state.
 
-    def __init__(self, model: nn.Module, cfg: LocalTrainConfig, x: torch.Tensor, y: torch.Tensor, mask: np.ndarray):
+    Every step is computed `width` rows wide (the batch size, or the largest client when all are
+    smaller), whichever clients share the cohort: a client's result then does not depend on who
+    else its executor trained. With the width taken from the step's longest batch, a client's
+    short last batch was padded to 32 rows beside full batches and to 6 alone, and the matmul
+    reductions over 32 and 6 rows round differently (the mlp's deltas differed in the last bit
+    between a 1- and a 2-actor pool)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: LocalTrainConfig,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mask: np.ndarray,
+        width: int | None = None,
+    ):
         self.model, self.cfg, self.x, self.y, self.mask = model, cfg, x, y, mask
+        self.width = max(1, cfg.batch_size if width is None else min(cfg.batch_size, width))
         self.device = x.device
         params = dict(model.named_parameters())
         self.entries: list[tuple[str, slice, torch.Size]] = []  # trainable weights in flat-vector order
@@ -114,7 +130,7 @@ class CohortTrainer:
         # The whole schedule as [T, K, B] row indices and weights (0 = masked row or no batch).
         steps = [len(c.batches) for c in clients]
         T = max(steps, default=0)
-        B = max((len(b) for c in clients for b in c.batches), default=1)
+        B = max([self.width] + [len(b) for c in clients for b in c.batches])
         idx = torch.zeros(T, K, B, dtype=torch.int64)
         w = torch.zeros(T, K, B, dtype=torch.float32)
         for k, c in enumerate(clients):
@@ -131,13 +147,12 @@ class CohortTrainer:
         for t in range(T):
             active = [k for k in range(K) if steps[k] > t]
             full = len(active) == K
-            width = int(counts[t].max())
             if full:
-                p_act, xi, wi = params, idx[t, :, :width], w[t, :, :width]
+                p_act, xi, wi = params, idx[t], w[t]
             else:
                 ai = torch.as_tensor(active, device=dev)
                 p_act = {n: p.index_select(0, ai) for n, p in params.items()}
-                xi, wi = idx[t, ai, :width], w[t, ai, :width]
+                xi, wi = idx[t, ai], w[t, ai]
             grads, losses = self._grads(p_act, self.x[xi], self.y[xi], wi)
             with torch.no_grad():
                 for name, _, _ in self.entries:

@@ -87,6 +87,24 @@ def test_ragged_clients_with_momentum_prox_and_control(model):
     assert sorted(a.new_controls) == sorted(b.new_controls)
 
 
+def test_a_clients_update_does_not_depend_on_its_cohort():
+    """Which clients share an executor changes with the pool size; an mlp client's update must
+    not (bit for bit). Ragged sizes put short last batches beside full ones."""
+    x, y, parts = _ragged()
+    spec = ExecutorSpec(
+        model_fn=ModelFactory("mlp", (1, 8, 8), 10),
+        local=LocalTrainConfig(epochs=1, batch_size=10, lr=0.05, momentum=0.5),
+        seed=0,
+        executor="vectorized",
+    )
+    e = ClientExecutor(spec, x, y, parts)
+    g = get_flat(spec.model_fn())
+    alone = {c: e._train(g, [c], 1, None, None)[0].delta for c in (2, 4, 8)}
+    together = {r.client_id: r.delta for r in e._train(g, [2, 4, 5, 8], 1, None, None)}
+    for c, delta in alone.items():
+        np.testing.assert_array_equal(together[c], delta)
+
+
 def test_batchnorm_falls_back_to_sequential_with_one_line(caplog):
     x, y, parts = _ragged()
     spec = ExecutorSpec(
