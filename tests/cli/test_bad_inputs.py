@@ -8,25 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import TINY, runner
 
 from gptfl_ray.cli.main import app
-
-runner = CliRunner()
-TINY = [
-    "--rounds",
-    "2",
-    "--clients",
-    "6",
-    "--clients-per-round",
-    "2",
-    "--model",
-    "mlp",
-    "--local-epochs",
-    "1",
-    "--backend",
-    "local",
-]
 
 
 def tree_hash(root: Path) -> str:

@@ -6,37 +6,11 @@ import logging
 import tomllib
 
 import pytest
-import typer
-from typer.testing import CliRunner
+from cli_helpers import TINY, commands, runner
 
 from gptfl_ray.cli.main import app
 
-runner = CliRunner()
-TINY = [
-    "--rounds",
-    "2",
-    "--clients",
-    "6",
-    "--clients-per-round",
-    "2",
-    "--model",
-    "mlp",
-    "--local-epochs",
-    "1",
-    "--backend",
-    "local",
-]
-
-
-def _commands(group, prefix=()):
-    for name, cmd in group.commands.items():
-        if hasattr(cmd, "commands"):
-            yield from _commands(cmd, (*prefix, name))
-        else:
-            yield (*prefix, name), cmd
-
-
-COMMANDS = dict(_commands(typer.main.get_command(app)))
+COMMANDS = dict(commands())
 
 
 def test_json_is_the_only_thing_on_stdout(tmp_path):

@@ -6,38 +6,12 @@ import tomllib
 
 import click
 import pytest
-import typer
-from typer.testing import CliRunner
+from cli_helpers import TINY, commands, runner
 
 from gptfl_ray import __version__
 from gptfl_ray.cli.main import app
 
-runner = CliRunner()
-TINY = [
-    "--rounds",
-    "2",
-    "--clients",
-    "6",
-    "--clients-per-round",
-    "2",
-    "--model",
-    "mlp",
-    "--local-epochs",
-    "1",
-    "--backend",
-    "local",
-]
-
-
-def _commands(group: click.Group, prefix=()):
-    for name, cmd in group.commands.items():
-        if hasattr(cmd, "commands"):  # a group (typer's own click: not click.Group)
-            yield from _commands(cmd, (*prefix, name))
-        else:
-            yield (*prefix, name), cmd
-
-
-COMMANDS = list(_commands(typer.main.get_command(app)))
+COMMANDS = list(commands())
 
 
 @pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
