@@ -39,20 +39,22 @@ class OneLineGroup(TyperGroup):
     get the same one line and exit code 2 as the configs' errors, not click's usage block."""
 
     def make_context(self, *args, **kwargs):
-        try:
+        with _one_line_usage():
             return super().make_context(*args, **kwargs)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
-            raise _usage_line(exc) from None
 
     def invoke(self, ctx):
-        try:
+        with _one_line_usage():
             return super().invoke(ctx)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
-            raise _usage_line(exc) from None
+
+
+@contextlib.contextmanager
+def _one_line_usage() -> Iterator[None]:
+    try:
+        yield
+    except NoArgsIsHelpError:  # a bare group: click shows its help, as it should
+        raise
+    except UsageError as exc:
+        raise _usage_line(exc) from None
 
 
 def _usage_line(exc: UsageError) -> typer.Exit:

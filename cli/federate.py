@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gptfl_ray.cli.common import DEFAULT_RUN, apply_sets, console, guarded
+from gptfl_ray.cli.common import DEFAULT_RUN, console, guarded, load_config
 from gptfl_ray.cli.options import (
     DATA_OPTIONS,
     DEVICE_OPTIONS,
@@ -31,7 +31,6 @@ from gptfl_ray.runio import (
     RunLock,
     check_output_dir,
     clear_run,
-    load_toml_file,
     plain,
     read_config,
     write_config_section,
@@ -78,7 +77,7 @@ def resolve_config(
     """Defaults < --config file < command-line options; a resumed run starts from its own file."""
     if resume and overwrite:
         raise ConfigError("--resume", "give --resume or --overwrite, not both")
-    file_cfg = apply_sets(load_toml_file(config) if config else {}, sets)
+    file_cfg = load_config(config, sets)
     file_cfg = file_cfg.get(section, file_cfg)  # a run's own config.toml works as --config
     saved = read_config(output_dir).get(section) if output_dir.is_dir() else None
     if resume and saved:
