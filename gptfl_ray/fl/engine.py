@@ -39,7 +39,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -204,9 +204,6 @@ class RayEngine:
         self.max_replacements = max_replacements
         self.ready_timeout_s = ready_timeout_s
         self.replacements = 0  # actors replaced after dying, over the engine's life
-        # Test seam: called with the actor handles after a round's tasks are submitted and before
-        # any result is read (fault-injection tests kill an actor here).
-        self.after_submit: Callable[[list], None] | None = None
         self._actors: list = []
         self._closed = False
         # Joins --address, or starts a private Ray on 127.0.0.1; reuses one already running.
@@ -287,8 +284,6 @@ class RayEngine:
             return self._actors[i].run.remote(params_ref, shards[i], round_idx, c_ref, share, dp_clip)
 
         pending = {submit(i): i for i in range(len(shards)) if len(shards[i])}
-        if self.after_submit is not None:
-            self.after_submit(list(self._actors))
         deaths = [0] * len(shards)
         results: list[RoundResult | None] = [None] * len(shards)
         out = RoundResult(partial=PartialSum())

@@ -64,7 +64,6 @@ class ExecutorSpec:
     seed: int
     prox_mu: float = 0.0
     dropout: float = 0.0
-    fail_clients: tuple[int, ...] = ()  # fault injection for tests: these clients raise
     # Small client models gain nothing from intra-op threads and lose badly when cores are
     # shared: one thread per executor, and more executors for more cores.
     num_threads: int = 1
@@ -171,9 +170,6 @@ class ClientExecutor:
         from gptfl_ray.fl.vectorized import CohortClient
 
         spec = self.spec
-        for cid in todo:  # the first failing client, as the sequential path would meet it
-            if cid in spec.fail_clients:
-                raise ClientFailure(cid, round_idx, "RuntimeError: injected failure")
         cohort = []
         for cid in todo:
             part = torch.as_tensor(np.asarray(self.parts[cid]), dtype=torch.int64)
@@ -199,8 +195,6 @@ class ClientExecutor:
         idx = torch.as_tensor(self.parts[cid], device=self.device)
         control = None if c_global is None else (c_global, controls[cid])
         try:
-            if cid in spec.fail_clients:
-                raise RuntimeError("injected failure")
             return client_update(
                 self.model,
                 global_params,

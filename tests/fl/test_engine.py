@@ -10,9 +10,11 @@ import dataclasses
 import sys
 import time
 
+import faulty  # noqa: E402  (tests/fl/faulty.py)
 import numpy as np
 import pytest
 import torch
+from faulty import PoisonedFactory, poison  # noqa: E402
 
 from gptfl_ray.config import DataConfig, EngineConfig, FederateConfig, FLConfig, ModelConfig
 from gptfl_ray.data.digits import load_digits_dataset
@@ -32,6 +34,7 @@ from gptfl_ray.fl.engine import RayEngine  # noqa: E402
 
 # Actors unpickle the model factories below; this module is not importable in a worker.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+ray.cloudpickle.register_pickle_by_value(faulty)
 
 NUM_CLIENTS, PER_ROUND, ROUNDS, SEED = 20, 8, 3, 0
 
@@ -179,18 +182,22 @@ class SlowFactory:
         return model
 
 
-def test_actor_killed_mid_round_is_replaced_with_unchanged_result(ray_runtime, task, pool_results):
+def test_actor_killed_mid_round_is_replaced_with_unchanged_result(ray_runtime, task, pool_results, monkeypatch):
     spec = dataclasses.replace(task[0], model_fn=SlowFactory(task[0].model_fn))
     with make_engine(task, spec=spec, num_actors=2) as eng:
         killed = []
+        wait = ray.wait
 
-        def kill_once(actors):
+        def kill_once_then_wait(*args, **kw):
+            # The engine's first wait on a round's results: its tasks are submitted, none read.
             if not killed:
-                killed.append(actors[1])
-                ray.kill(actors[1], no_restart=True)
+                killed.append(eng._actors[1])
+                ray.kill(eng._actors[1], no_restart=True)
+            return wait(*args, **kw)
 
-        eng.after_submit = kill_once
+        monkeypatch.setattr(ray, "wait", kill_once_then_wait)
         got = federate(eng, spec)
+        monkeypatch.undo()
         assert eng.replacements == 1
         assert eng.num_actors == 2 and eng._actors[1] is not killed[0]
     # Same pool size, same merge order: bit-for-bit the run without the fault.
@@ -200,8 +207,9 @@ def test_actor_killed_mid_round_is_replaced_with_unchanged_result(ray_runtime, t
 def test_raising_client_surfaces_as_client_failure_with_its_id(ray_runtime, task):
     ids = sample_clients(NUM_CLIENTS, PER_ROUND, SEED, 1)
     bad = int(ids[-1])  # in the last actor's share
-    spec = dataclasses.replace(task[0], fail_clients=(bad,))
-    with make_engine(task, spec=spec, num_actors=2) as eng:
+    spec, x, y, parts = task
+    spec = dataclasses.replace(spec, model_fn=PoisonedFactory(spec.model_fn))
+    with RayEngine(spec, poison(x, parts, [bad]), y, parts, EngineConfig(backend="ray", num_actors=2)) as eng:
         with pytest.raises(ClientFailure) as info:
             eng.run_round(get_flat(spec.model_fn()), ids, 1)
     assert info.value.client_id == bad and info.value.round_idx == 1

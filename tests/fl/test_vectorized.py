@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import pytest
+from faulty import PoisonedFactory, poison
 
 from gptfl_ray.config import federate_config
 from gptfl_ray.data import load_dataset
@@ -122,11 +123,11 @@ def test_batchnorm_falls_back_to_sequential_with_one_line(caplog):
 
 def test_a_failing_client_is_named_in_a_cohort():
     x, y, parts = _ragged()
-    spec = ExecutorSpec(
-        model_fn=ModelFactory("cnn", (1, 8, 8), 10), local=LocalTrainConfig(), seed=0, fail_clients=(5, 2)
-    )
+    spec = ExecutorSpec(model_fn=PoisonedFactory(ModelFactory("cnn", (1, 8, 8), 10)), local=LocalTrainConfig(), seed=0)
+    executor = ClientExecutor(spec, poison(x, parts, [5, 2]), y, parts)
+    assert executor.mode == "vectorized"
     with pytest.raises(ClientFailure, match="client 2 failed in round 4"):
-        ClientExecutor(spec, x, y, parts).run(get_flat(spec.model_fn()), [0, 2, 5], 4)
+        executor.run(get_flat(spec.model_fn()), [0, 2, 5], 4)
 
 
 def test_unknown_executor_is_refused():
