@@ -84,9 +84,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
             ) from None
         return True
     if os.environ[_LOOPBACK_ENV] == "0":
-        import ray._private.ray_constants as ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
+        _force_loopback()
     kwargs = {}
     if num_cpus is not None:
         kwargs["num_cpus"] = num_cpus
@@ -95,6 +93,23 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
     # address="local": always our own instance, never another session's cluster found on this machine
     ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=verbose(), **kwargs)
     return True
+
+
+def _force_loopback() -> None:
+    """Ray's private API, fenced here: this is the package's only use of it (tests/test_ray_runtime.py
+    checks that no other module touches `ray._private`). Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
+    into `ray._private.ray_constants.ENABLE_RAY_CLUSTER` once, at `import ray`; a process that imported
+    Ray before setting the variable still binds to loopback when the constant is set again before
+    `ray.init`. Checked against Ray 2.60.0, the release this project's venv resolves; pyproject.toml
+    admits older ones, and a Ray without the constant is refused below rather than left on the network."""
+    import ray._private.ray_constants as ray_constants
+
+    if not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        raise RuntimeError(
+            "this Ray has no ray._private.ray_constants.ENABLE_RAY_CLUSTER; gptfl_ray/ray_runtime.py cannot "
+            "keep a local Ray on 127.0.0.1 (checked against Ray 2.60.0)"
+        )
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 CONNECT_TIMEOUT_S = 3.0

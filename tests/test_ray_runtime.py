@@ -21,3 +21,24 @@ def test_running_ray_is_reused_but_a_bad_address_is_never_ignored():
             ensure_ray("127.0.0.1:1")
     finally:
         ray.shutdown()
+
+
+def test_rays_private_api_is_used_in_ray_runtime_only():
+    """Every use of `ray._private` (or another underscore module of Ray) sits in gptfl_ray/ray_runtime.py."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    users = set()
+    for path in [*(root / "gptfl_ray").rglob("*.py"), *(root / "cli").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "ray":
+                names = [f"ray.{node.attr}"]
+            if any(n.startswith("ray.") and any(part.startswith("_") for part in n.split(".")[1:]) for n in names):
+                users.add(path.relative_to(root).as_posix())
+    assert users == {"gptfl_ray/ray_runtime.py"}
