@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gptfl_ray.fl.pool import EnginePool
 from gptfl_ray.methods.simulate import SimulateConfig, prepare_simulation, run_simulation
 from gptfl_ray.report import first_reaching
 from gptfl_ray.runio import atomic_write_json
@@ -53,15 +54,19 @@ def bench_sampling(
     for seed in seeds:
         scfg = _seeded(cfg, seed)
         prepared = prepare_simulation(scfg)
-        for k in clients_per_round:
-            kcfg = _with_fl(scfg, clients_per_round=k, sample_rate=None)
-            summary = run_simulation(
-                kcfg,
-                out / f"seed{seed}",
-                hooks={"stage": stage} if stage else None,
-                prepared=prepared,
-                federate_root=out / f"seed{seed}" / "federate" / f"cpr{k}",
-            )
+        with EnginePool() as engines:  # one executor pool for every rate of this seed (fl/pool.py)
+            summaries = {
+                k: run_simulation(
+                    _with_fl(scfg, clients_per_round=k, sample_rate=None),
+                    out / f"seed{seed}",
+                    hooks={"stage": stage} if stage else None,
+                    prepared=prepared,
+                    federate_root=out / f"seed{seed}" / "federate" / f"cpr{k}",
+                    engines=engines,
+                )
+                for k in clients_per_round
+            }
+        for k, summary in summaries.items():
             for m in methods:
                 v = summary["variants"][m]
                 runs.append(
@@ -114,15 +119,19 @@ def bench_comm(
     cfg = _seeded(dataclasses.replace(cfg, variants=tuple(methods)), seed)
     prepared = prepare_simulation(cfg)
     rows = []
-    for strategy in strategies:
-        scfg = _with_fl(cfg, strategy=strategy)
-        summary = run_simulation(
-            scfg,
-            out,
-            hooks={"stage": stage} if stage else None,
-            prepared=prepared,
-            federate_root=out / "federate" / strategy,
-        )
+    with EnginePool() as engines:  # one executor pool for every strategy (fl/pool.py)
+        summaries = {
+            strategy: run_simulation(
+                _with_fl(cfg, strategy=strategy),
+                out,
+                hooks={"stage": stage} if stage else None,
+                prepared=prepared,
+                federate_root=out / "federate" / strategy,
+                engines=engines,
+            )
+            for strategy in strategies
+        }
+    for strategy, summary in summaries.items():
         for m in methods:
             v = summary["variants"][m]
             hist = [

@@ -161,7 +161,14 @@ class ExecutorActor:
                 self.note = f"Ray assigned GPU {','.join(self.gpu_ids)} but torch sees no CUDA device; running on CPU"
         x, y, parts = data
         self.zero_copy = not x.flags.writeable  # a read-only view of the object store, not a copy
+        self._data = (x, y, parts, device)
         self.executor = ClientExecutor(spec, x, y, parts, device=device)
+
+    def configure(self, spec: ExecutorSpec) -> str:
+        """A new executor spec on the data this actor already holds (fl/pool.py)."""
+        x, y, parts, device = self._data
+        self.executor = ClientExecutor(spec, x, y, parts, device=device)
+        return self.executor.mode
 
     def info(self) -> dict[str, Any]:
         ctx = ray.get_runtime_context()
@@ -231,12 +238,14 @@ class RayEngine:
             )
         self._slots = _placement(capacity, cfg.num_actors)
         # Small client models gain nothing from more intra-op threads than the CPUs Ray reserved.
+        self._given = spec  # as the caller gave it; actors get it with their thread count
         self._spec = dataclasses.replace(spec, num_threads=max(1, int(cfg.client_cpus)))
         # One copy of the training set per node (object store), read zero-copy by every actor.
         packed = PackedParts.pack(parts)
         self._data_ref = ray.put((np.ascontiguousarray(x), np.ascontiguousarray(y), packed))
         # What a client costs its actor: samples x local epochs (the SGD steps it will take).
-        self._costs = np.diff(packed.offsets) * max(1, spec.local.epochs)
+        self._sizes = np.diff(packed.offsets)
+        self._costs = self._sizes * max(1, spec.local.epochs)
         self._actors = [self._new_actor(node_id) for node_id in self._slots]
         try:
             self.actor_info = ray.get([a.info.remote() for a in self._actors], timeout=self.ready_timeout_s)
@@ -265,6 +274,20 @@ class RayEngine:
             pass
         self._actors[i] = self._new_actor(self._slots[i])
         self.replacements += 1
+
+    @property
+    def spec(self) -> ExecutorSpec:
+        return self._given
+
+    def configure(self, spec: ExecutorSpec) -> None:
+        """Re-configure every actor in place for a new executor spec (model, local training, seed,
+        strategy): the processes and the training set in the object store stay (fl/pool.py)."""
+        given, spec = spec, dataclasses.replace(spec, num_threads=max(1, int(self.cfg.client_cpus)))
+        modes = ray.get([a.configure.remote(spec) for a in self._actors], timeout=self.ready_timeout_s)
+        self._given, self._spec = given, spec
+        self._costs = self._sizes * max(1, spec.local.epochs)
+        for info, mode in zip(self.actor_info, modes):
+            info["executor"] = mode
 
     @property
     def num_actors(self) -> int:

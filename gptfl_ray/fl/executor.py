@@ -217,6 +217,16 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, spec: ExecutorSpec, x, y, parts, device: str = "cpu"):
+        self._data = (x, y, parts, device)
+        self.executor = ClientExecutor(spec, x, y, parts, device=device)
+
+    @property
+    def spec(self) -> ExecutorSpec:
+        return self.executor.spec
+
+    def configure(self, spec: ExecutorSpec) -> None:
+        """A new executor spec on the same training set (fl/pool.py)."""
+        x, y, parts, device = self._data
         self.executor = ClientExecutor(spec, x, y, parts, device=device)
 
     def run_round(

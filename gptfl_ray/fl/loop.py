@@ -27,8 +27,9 @@ from gptfl_ray.fl.algorithms import build_algorithm
 from gptfl_ray.fl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.crossdevice import CrossDevice
-from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine
+from gptfl_ray.fl.executor import ExecutorSpec
 from gptfl_ray.fl.metrics import HeldOut, round_bytes
+from gptfl_ray.fl.pool import EnginePool
 from gptfl_ray.fl.state_store import ClientStateStore
 from gptfl_ray.models.export import model_metadata
 from gptfl_ray.models.factory import ModelFactory
@@ -44,14 +45,6 @@ class FederationResult:
     rounds: list[dict] = field(default_factory=list)  # every round
     num_params: int = 0
     wall_s: float = 0.0
-
-
-def make_engine(cfg: FederateConfig, spec: ExecutorSpec, x, y, parts):
-    if cfg.engine.backend == "local":
-        return LocalEngine(spec, x, y, parts)
-    from gptfl_ray.fl.engine import RayEngine  # Ray stays at the edge (docs/architecture.md rule 5)
-
-    return RayEngine(spec, x, y, parts, cfg.engine)
 
 
 def secure_aggregate(res, agg, fl, round_idx):
@@ -125,12 +118,14 @@ def run_federation(
     *,
     resume: bool = False,
     init_params: np.ndarray | None = None,
-    engine=None,
+    engines: EnginePool | None = None,
     on_round: Callable[[dict], None] | None = None,
     server_hook: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> FederationResult:
     """`server_hook(params, round) -> params` runs on the server after each update (FGL's
-    fine-tuning on synthetic data); it must be deterministic in its inputs for exact resume."""
+    fine-tuning on synthetic data); it must be deterministic in its inputs for exact resume.
+    `engines`: the run's executor pool (fl/pool.py), kept running for the next federation;
+    without one the engine is started here and closed at the end."""
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,8 +192,10 @@ def run_federation(
         if on_round:
             on_round(first)
 
-    own_engine = engine is None
-    if engine is None and state.round < fl.rounds:
+    own_pool = engines is None
+    engines = EnginePool() if engines is None else engines
+    engine = None
+    if state.round < fl.rounds:
         spec = ExecutorSpec(
             model_fn=factory,
             local=LocalTrainConfig(
@@ -217,7 +214,7 @@ def run_federation(
             dp_with_bit=xdev.dp is not None and xdev.dp.with_bit,
             executor=cfg.engine.executor,
         )
-        engine = make_engine(cfg, spec, dataset.prepare(dataset.x_train), dataset.y_train.astype(np.int64), parts)
+        engine = engines.get(cfg, spec, dataset, parts)
         # where the clients ran: the executors' nodes, pids and devices
         atomic_write_text(
             out / "engine.json",
@@ -332,8 +329,8 @@ def run_federation(
                     store.snapshot() if store is not None else None,
                 )
     finally:
-        if own_engine and engine is not None:
-            engine.close()
+        if own_pool:
+            engines.close()
     # self-describing: gptfl_ray.load_model rebuilds it from the file alone
     save_model_file(
         eval_model,

@@ -44,6 +44,7 @@ import numpy as np
 from gptfl_ray.config import check_resumable
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.fl.loop import run_federation
+from gptfl_ray.fl.pool import EnginePool
 from gptfl_ray.methods.client_prompts import ClientUpload, build_uploads, prompt_spec
 from gptfl_ray.methods.simulate import SimContext, SimulateConfig, Variant, register_variant
 from gptfl_ray.methods.stages import Progress, StageFn, ensure_pretrained, initial_params, preflight_generator
@@ -318,7 +319,9 @@ def run_fgl_variants(ctx: SimContext) -> dict[str, dict]:
     shot = one_shot(cfg, task, ctx.factory, ctx.run_dir, ctx.stage)
     out = {"fgl": _one_shot_summary(shot, task)}
     if cfg.fgl.rounds > 0:
-        out["fgl_rounds"] = run_fgl_rounds_variant(cfg, task, ctx.factory, ctx.run_dir, ctx.stage, shot=shot)
+        out["fgl_rounds"] = run_fgl_rounds_variant(
+            cfg, task, ctx.factory, ctx.run_dir, ctx.stage, shot=shot, engines=ctx.engines
+        )
     return out
 
 
@@ -390,6 +393,7 @@ def run_fgl_rounds_variant(
     run_dir: str | Path,
     stage: StageFn,
     shot: OneShot | None = None,
+    engines: EnginePool | None = None,
 ) -> dict:
     """`fgl_rounds`: FedAvg (or any --strategy) for --fgl-rounds rounds from the one-shot model,
     with server fine-tuning after each round when --server-finetune-epochs > 0."""
@@ -436,6 +440,7 @@ def run_fgl_rounds_variant(
         init_params=shot.params,
         on_round=lambda m: bar(m["round"]),
         server_hook=hook,
+        engines=engines,
     )
     pb = up["prompt_upload_bytes"]
     # FL round r is FGL round 1 + r: the one-shot exchange was round 1.

@@ -20,6 +20,7 @@ import numpy as np
 from gptfl_ray.config import FederateConfig, check_resumable
 from gptfl_ray.fl.loop import FederationResult, run_federation
 from gptfl_ray.fl.metrics import HeldOut
+from gptfl_ray.fl.pool import EnginePool
 from gptfl_ray.methods.simulate import SimContext, Variant, register_variant
 from gptfl_ray.methods.stages import Progress
 from gptfl_ray.methods.task import Task
@@ -46,6 +47,7 @@ def _fl_runner(name: str, start: Callable[[SimContext], np.ndarray | None]) -> C
             start(ctx),
             ctx.stage(name, cfg.federate.fl.rounds),
             on_metrics=ctx.metrics_hook(name) if ctx.metrics_hook else None,
+            engines=ctx.engines,
         )
         return {name: variant_summary(res.history, None, res.num_params, rounds=res.rounds)}
 
@@ -59,6 +61,7 @@ def federate_variant(
     start: np.ndarray | None,
     on_round: Progress,
     on_metrics: Callable[[dict], None] | None = None,
+    engines: EnginePool | None = None,
 ) -> FederationResult:
     """Run (or resume, or reuse) one FL variant in its own directory."""
     start_key = {"sha256": "random-init" if start is None else params_sha256(start)}
@@ -78,7 +81,9 @@ def federate_variant(
         if on_metrics is not None:
             on_metrics(m)
 
-    return run_federation(fcfg, task.dataset, task.parts, out, resume=bool(saved), init_params=start, on_round=cb)
+    return run_federation(
+        fcfg, task.dataset, task.parts, out, resume=bool(saved), init_params=start, on_round=cb, engines=engines
+    )
 
 
 # Registration order is the order `--variants` lists them in its help and errors.

@@ -21,6 +21,7 @@ import numpy as np
 from gptfl_ray.config import FederateConfig, check_resumable
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fields import check_instance
+from gptfl_ray.fl.pool import EnginePool
 from gptfl_ray.methods.fgl_config import FGLConfig
 from gptfl_ray.methods.stages import (
     StageFn,
@@ -53,6 +54,7 @@ class SimContext:
     metrics_hook: Callable[[str], Callable[[dict], None]] | None
     init: np.ndarray | None  # ImageNet weights with --init-pretrained, else None (random init)
     pretrained: np.ndarray | None  # GPT-FL's pre-trained weights, when a selected variant needs them
+    engines: EnginePool  # the run's one executor pool, shared by every FL variant (fl/pool.py)
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,13 @@ def run_simulation(
     hooks: Hooks | None = None,
     prepared: tuple[Task, np.ndarray | None] | None = None,
     federate_root: str | Path | None = None,
+    engines: EnginePool | None = None,
 ) -> dict:
     """Run every requested variant into `run_dir`; returns the summary (also `summary.json`).
 
     `federate_root` (default `run_dir/federate`) lets benchmarks keep one FL folder per setting
-    while sharing the run's synthetic data and pre-trained model."""
+    while sharing the run's synthetic data and pre-trained model. `engines` (a bench sweep's) keeps
+    the executor pool running across calls; without it the pool lives for this call only."""
     hooks = hooks or {}
     stage: StageFn = hooks.get("stage", no_stage)
     metrics_hook = hooks.get("metrics")  # metrics_hook(variant) -> on_round(row), e.g. a tracker's
@@ -148,6 +152,8 @@ def run_simulation(
     pretrained = prompt_info = None
     if cfg.needs_synthetic:
         pretrained, prompt_info = synthetic_stages(cfg, task, factory, run_dir, stage, init, times)
+    own_pool = engines is None
+    engines = EnginePool() if engines is None else engines
     ctx = SimContext(
         cfg=cfg,
         task=task,
@@ -158,16 +164,21 @@ def run_simulation(
         metrics_hook=metrics_hook,
         init=init,
         pretrained=pretrained,
+        engines=engines,
     )
 
     variants: dict[str, dict] = {}
     methods: set[str] = set()
-    for name in cfg.variants:
-        t0 = time.perf_counter()
-        variant = get_variant(name)
-        variants.update(variant.run(ctx))
-        methods.add(variant.method)
-        times.add(name, t0)
+    try:
+        for name in cfg.variants:
+            t0 = time.perf_counter()
+            variant = get_variant(name)
+            variants.update(variant.run(ctx))
+            methods.add(variant.method)
+            times.add(name, t0)
+    finally:
+        if own_pool:
+            engines.close()
 
     target = cfg.target_accuracy
     if target is None and "fedavg" in variants:

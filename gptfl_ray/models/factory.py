@@ -23,6 +23,14 @@ class ModelFactory:
             seed,
         )
 
+    def _key(self) -> tuple:
+        return (self.name, self.input_shape, self.num_classes, self.norm, self.seed)
+
+    def __eq__(self, other) -> bool:  # two factories that build the same model are the same spec
+        return isinstance(other, ModelFactory) and self._key() == other._key()
+
+    __hash__ = None  # compared, never used as a key (a spec is matched by ==, fl/pool.py)
+
     def __call__(self) -> torch.nn.Module:
         torch.manual_seed(self.seed)
         return build_model(self.name, self.input_shape, self.num_classes, norm=self.norm)
