@@ -43,8 +43,8 @@ def main() -> None:
     torch.set_num_threads(1)
     from tiny_models import tiny_audioldm, tiny_stable_diffusion
 
+    from gptfl_ray.synth.format import TargetFormat
     from gptfl_ray.synth.generators.audioldm import AudioLDMGenerator
-    from gptfl_ray.synth.generators.base import TargetFormat
     from gptfl_ray.synth.generators.diffusers_image import DiffusersImageGenerator
 
     rng = np.random.default_rng(0)

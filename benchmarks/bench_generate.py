@@ -84,7 +84,7 @@ def quality_scores(per_class: int, seed: int = 0, epochs: int = 15) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from gptfl_ray.data.registry import load_dataset
-    from gptfl_ray.synth.generators.base import TargetFormat
+    from gptfl_ray.synth.format import TargetFormat
     from gptfl_ray.synth.generators.glyph import GlyphGenerator
     from gptfl_ray.synth.pipeline import to_batch
 
@@ -169,7 +169,7 @@ def main() -> None:
 
     from gptfl_ray.data.registry import load_dataset
     from gptfl_ray.synth.config import GenerateConfig
-    from gptfl_ray.synth.generators.base import TargetFormat
+    from gptfl_ray.synth.format import TargetFormat
 
     torch.set_num_threads(args.threads)
     ds = load_dataset(args.dataset)

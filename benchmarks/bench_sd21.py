@@ -49,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from sd21_arch import build_sd21, count_params
 
-    from gptfl_ray.synth.generators.base import TargetFormat
+    from gptfl_ray.synth.format import TargetFormat
     from gptfl_ray.synth.generators.diffusers_image import DiffusersImageGenerator
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -192,8 +192,8 @@ def _check_prompts(run_dir: Path, cfg) -> None:
 def generate_cmd(**kw):
     """Run a generator over the prompts with a Ray Data actor pool; write <run>/synthetic/ shards
     (made first from the same settings when <run>/prompts/ is missing)."""
+    from gptfl_ray.synth.format import TargetFormat
     from gptfl_ray.synth.generators import generator_class
-    from gptfl_ray.synth.generators.base import TargetFormat
 
     rename = {
         "gen_model": "model",

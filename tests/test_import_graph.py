@@ -105,12 +105,10 @@ def test_graph_sees_imports_inside_functions():
     assert deferred and all(_resolve(i.module, _modules()) in graph["gptfl_ray.methods.fgl"] for i in deferred)
 
 
-# The two cycles issue 17 found, still open: FGL's runners and GPT-FL's simulate call each other,
-# and the generator contract and the Parquet store share the target format. This is a ratchet:
-# a new cycle fails, and so does fixing one of these without deleting it here.
-KNOWN_CYCLES = {
-    frozenset({"gptfl_ray.synth.generators.base", "gptfl_ray.synth.store"}),
-}
+# The cycles issue 17 found (FGL's runners and GPT-FL's simulate calling each other; the generator
+# contract and the Parquet store sharing the target format) are fixed. This is a ratchet: a new
+# cycle fails, and so does fixing one listed here without deleting it.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> set[frozenset[str]]:

@@ -35,7 +35,7 @@ def main() -> None:
     from bench_sd21 import batch_of
     from sd21_arch import build_sd21, count_params
 
-    from gptfl_ray.synth.generators.base import TargetFormat
+    from gptfl_ray.synth.format import TargetFormat
     from gptfl_ray.synth.generators.diffusers_image import DiffusersImageGenerator
 
     if args.smoke:

@@ -148,7 +148,7 @@ def fgl_dir(run_dir: str | Path) -> Path:
 
 def preflight_fgl(cfg: SimulateConfig, task: Task) -> None:
     """What can fail on user input, before any stage runs: prompt style, captioner, generator."""
-    from gptfl_ray.synth.generators.base import check_model_ref
+    from gptfl_ray.synth.hub import check_model_ref
 
     prompt_spec(task.dataset, cfg.fgl.prompts, cfg.prompts.seed, cfg.fgl.captioner)
     if cfg.fgl.prompts == "instance" and cfg.fgl.captioner is not None:
@@ -229,7 +229,7 @@ def synthesize(
     """GPT-FL's generation stage over the server's FGL rows, into `<run>/fgl/synthetic/`."""
     from gptfl_ray.synth import pipeline, store
     from gptfl_ray.synth import prompts as prompts_mod
-    from gptfl_ray.synth.generators.base import TargetFormat
+    from gptfl_ray.synth.format import TargetFormat
 
     out = fgl_dir(run_dir)
     prompts_mod.write_prompts(out, rows)

@@ -79,8 +79,8 @@ def initial_params(cfg: StageSettings, factory: ModelFactory) -> np.ndarray | No
 
 def preflight_generator(cfg: StageSettings, task: Task) -> None:
     """The generator's own input checks (model reference, options) before any stage runs."""
+    from gptfl_ray.synth.format import TargetFormat
     from gptfl_ray.synth.generators import generator_class
-    from gptfl_ray.synth.generators.base import TargetFormat
 
     generator_class(cfg.generate.generator).preflight(
         TargetFormat.from_dataset(task.dataset), cfg.generate.model, cfg.generate.generator_options()

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from gptfl_ray.synth.generators.base import TargetFormat
-from gptfl_ray.synth.store import check_manifest_matches, decode_sample, read_manifest, shard_paths
+from gptfl_ray.synth.format import TargetFormat, decode_sample
+from gptfl_ray.synth.store import check_manifest_matches, read_manifest, shard_paths
 
 
 def light_dataset(dataset: Any) -> Any:

@@ -204,7 +204,7 @@ class LLMPromptFiller:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from gptfl_ray.synth.generators.base import load_model
+        from gptfl_ray.synth.hub import load_model
 
         self._torch = torch
         self.cfg = cfg

@@ -11,7 +11,6 @@ own raw format, so pretraining treats synthetic and real samples alike: as numpy
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -19,76 +18,10 @@ from typing import Any
 import numpy as np
 
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.synth.generators.base import TargetFormat
+from gptfl_ray.synth.format import TargetFormat, decode_sample
 
 SYNTH_DIR = "synthetic"
 MANIFEST = "manifest.json"
-
-
-# ---------------------------------------------------------------------------------- encoding
-
-
-def encode_sample(sample: np.ndarray, target: TargetFormat) -> bytes:
-    """Raw sample (data set units) -> PNG or WAV bytes. Both encoders are deterministic."""
-    buf = io.BytesIO()
-    if target.modality == "audio":
-        import soundfile as sf
-
-        wave = np.asarray(sample, np.float32).reshape(-1)
-        sf.write(buf, wave, target.sample_rate, format="WAV", subtype="FLOAT")
-        return buf.getvalue()
-    from PIL import Image
-
-    arr = np.asarray(sample)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"image samples must be uint8, got {arr.dtype}")
-    c = arr.shape[0]
-    hwc = arr[0] if c == 1 else np.transpose(arr, (1, 2, 0))
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(c)
-    if mode is None:
-        raise ValueError(f"cannot store a {c}-channel image as PNG")
-    Image.fromarray(np.ascontiguousarray(hwc), mode).save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
-
-
-def decode_sample(data: bytes, target: TargetFormat) -> np.ndarray:
-    """Encoded bytes -> raw sample in the target's shape (images resized, audio padded/cut)."""
-    if target.modality == "audio":
-        import soundfile as sf
-
-        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
-        if wave.ndim > 1:
-            wave = wave.mean(axis=1)
-        if sr != target.sample_rate:
-            wave = resample(wave, sr, target.sample_rate)
-        return fit_length(wave, target.shape[-1])
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(data))
-    c, h, w = target.shape
-    img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[c])
-    if img.size != (w, h):
-        # Digits' 0..16 counts are not intensities: resample them by nearest neighbour.
-        resample_filter = Image.NEAREST if target.kind == "digits" else Image.BILINEAR
-        img = img.resize((w, h), resample_filter)
-    arr = np.asarray(img, np.uint8)
-    return arr[None] if c == 1 else np.transpose(arr, (2, 0, 1)).copy()
-
-
-def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
-    wave = np.asarray(wave, np.float32)
-    if len(wave) >= length:
-        return wave[:length]
-    return np.pad(wave, (0, length - len(wave)))
-
-
-def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    """Linear-interpolation resampling: enough for 16 kHz training clips, no extra dependency."""
-    if sr_from == sr_to or len(wave) == 0:
-        return np.asarray(wave, np.float32)
-    n_out = int(round(len(wave) * sr_to / sr_from))
-    x_out = np.arange(n_out) * (sr_from / sr_to)
-    return np.interp(x_out, np.arange(len(wave)), wave).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------- reading

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.synth.generators.base import TargetFormat, row_rng
+from gptfl_ray.synth.format import TargetFormat
+from gptfl_ray.synth.generators.base import row_rng
 from gptfl_ray.synth.generators.espeak import (
     FEMALE,
     MALE,
@@ -126,10 +127,10 @@ def test_refuses_image_targets():
 
 @needs_espeak
 def test_call_returns_wav_rows_the_store_reads_back():
-    store = pytest.importorskip("gptfl_ray.synth.store")
+    fmt = pytest.importorskip("gptfl_ray.synth.format")
     gen = EspeakGenerator(SPEECH)
     batch = _batch(["up", "down"])
     out = gen(batch)
     assert list(out["generator"]) == ["espeak", "espeak"] and list(out["label_name"]) == ["up", "down"]
-    back = store.decode_sample(out["data"][0], SPEECH)
+    back = fmt.decode_sample(out["data"][0], SPEECH)
     np.testing.assert_array_equal(back, gen.generate(_batch(["up"], seeds=[7]))[0])

@@ -8,12 +8,11 @@ from conftest import batch_of
 
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.synth.config import PromptsConfig
+from gptfl_ray.synth.format import TargetFormat, decode_sample
 from gptfl_ray.synth.generators import generator_class
-from gptfl_ray.synth.generators.base import TargetFormat
 from gptfl_ray.synth.generators.glyph import GlyphGenerator, sample_style
 from gptfl_ray.synth.pipeline import plan_rows, to_batch
 from gptfl_ray.synth.prompts import build_prompts
-from gptfl_ray.synth.store import decode_sample
 
 DIGITS = TargetFormat("digits", "image", (1, 8, 8), 16.0)
 

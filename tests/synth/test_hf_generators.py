@@ -13,7 +13,7 @@ import pytest
 from conftest import batch_of
 
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.synth.generators.base import TargetFormat
+from gptfl_ray.synth.format import TargetFormat
 
 CIFAR = TargetFormat("cifar10", "image", (3, 32, 32))
 DIGITS = TargetFormat("digits", "image", (1, 8, 8), 16.0)

@@ -9,7 +9,7 @@ import pytest
 
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.synth.config import GenerateConfig, PromptsConfig
-from gptfl_ray.synth.generators.base import TargetFormat
+from gptfl_ray.synth.format import TargetFormat
 from gptfl_ray.synth.pipeline import ensure_generated, generate, plan_rows
 from gptfl_ray.synth.prompts import build_prompts, ensure_prompts
 from gptfl_ray.synth.store import (

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.synth.generators.base import Generator, TargetFormat
+from gptfl_ray.synth.format import TargetFormat
+from gptfl_ray.synth.generators.base import Generator
 
 _GENERATORS: dict[str, str] = {
     "glyph": "gptfl_ray.synth.generators.glyph:GlyphGenerator",

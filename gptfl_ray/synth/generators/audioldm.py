@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gptfl_ray.synth.generators.base import Generator, fit_clip, load_model, torch_device
+from gptfl_ray.synth.format import fit_clip
+from gptfl_ray.synth.generators.base import Generator
+from gptfl_ray.synth.hub import load_model, torch_device
 
 
 class AudioLDMGenerator(Generator):

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from gptfl_ray.synth.generators.base import Generator, load_model, row_rng, torch_device
+from gptfl_ray.synth.generators.base import Generator, row_rng
+from gptfl_ray.synth.hub import load_model, torch_device
 
 
 def dtype_kwargs(dtype) -> dict:

@@ -22,16 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gptfl_ray.synth.generators.base import (
-    ConfigError,
-    Generator,
-    check_model_ref,
-    fit_clip,
-    load_model,
-    model_revision,
-    row_rng,
-    torch_device,
-)
+from gptfl_ray.synth.format import fit_clip
+from gptfl_ray.synth.generators.base import ConfigError, Generator, row_rng
+from gptfl_ray.synth.hub import check_model_ref, load_model, model_revision, torch_device
 
 DEFAULT_VOCODER = "microsoft/speecht5_hifigan"
 DEFAULT_SPEAKERS = "hf:regisss/cmu-arctic-xvectors"
