@@ -60,9 +60,10 @@ from gptfl_ray.fl.aggregate import PartialSum, finalize  # noqa: E402
 from gptfl_ray.fl.client import LocalTrainConfig, client_update, param_layout  # noqa: E402
 from gptfl_ray.fl.engine import RayEngine  # noqa: E402
 from gptfl_ray.fl.executor import ExecutorSpec, LocalEngine  # noqa: E402
-from gptfl_ray.fl.sampler import client_seed, sample_clients  # noqa: E402
+from gptfl_ray.fl.sampler import sample_clients  # noqa: E402
 from gptfl_ray.models.factory import ModelFactory  # noqa: E402
 from gptfl_ray.models.params import get_flat  # noqa: E402
+from gptfl_ray.seeding import client_seed  # noqa: E402
 
 MiB = 2**20
 SEED = 0

@@ -56,7 +56,8 @@ from flwr.serverapp.strategy import FedAvg  # noqa: E402
 from gptfl_ray.data import load_dataset, partition  # noqa: E402
 from gptfl_ray.fl.client import LocalTrainConfig, client_update  # noqa: E402
 from gptfl_ray.fl.metrics import evaluate  # noqa: E402
-from gptfl_ray.fl.sampler import client_seed, sample_clients  # noqa: E402
+from gptfl_ray.seeding import client_seed
+from gptfl_ray.fl.sampler import sample_clients
 from gptfl_ray.models.params import get_flat  # noqa: E402
 from gptfl_ray.models.registry import build_model  # noqa: E402
 

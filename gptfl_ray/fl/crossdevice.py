@@ -26,6 +26,7 @@ from gptfl_ray.fl.aggregate import Aggregate
 from gptfl_ray.fl.devices import DeviceModel
 from gptfl_ray.fl.sampler import clients_per_round, poisson_sample, sample_among, sample_clients
 from gptfl_ray.privacy.dp import DPMechanism
+from gptfl_ray.seeding import secagg_seed
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class CrossDevice:
                     clip=1.0,
                     bits=fl.secagg_bits,
                     dropout=set(res.partial.dropped),
-                    rng_seed=hash((fl.seed, r)) & 0x7FFFFFFF,
+                    rng_seed=secagg_seed(fl.seed, r),
                 )
             except SecAggAbort as exc:  # a run-time outcome, not bad input (exit 1, resumable)
                 from gptfl_ray.errors import RunError

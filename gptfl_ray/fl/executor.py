@@ -17,8 +17,9 @@ from threadpoolctl import threadpool_limits
 
 from gptfl_ray.fl.aggregate import PartialSum
 from gptfl_ray.fl.client import ClientResult, LocalTrainConfig, client_batches, client_update, param_layout
-from gptfl_ray.fl.sampler import client_drops, client_seed
+from gptfl_ray.fl.sampler import client_drops
 from gptfl_ray.privacy.dp import client_contribution
+from gptfl_ray.seeding import client_seed
 
 logger = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat
 from gptfl_ray.runio import atomic_write_text
+from gptfl_ray.seeding import secagg_seed
 
 
 @dataclass
@@ -70,7 +71,7 @@ def secure_aggregate(res, agg, fl, round_idx):
             clip=fl.secagg_clip,
             bits=fl.secagg_bits,
             dropout=set(res.partial.dropped),
-            rng_seed=hash((fl.seed, round_idx)) & 0x7FFFFFFF,
+            rng_seed=secagg_seed(fl.seed, round_idx),
         )
     except SecAggAbort as exc:  # too few survivors this round: a run-time outcome, not bad input
         raise RunError(

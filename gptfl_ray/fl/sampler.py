@@ -27,12 +27,6 @@ def sample_clients(num_clients: int, k: int, seed: int, round_idx: int) -> np.nd
     return np.sort(rng.choice(num_clients, size=k, replace=False)).astype(np.int64)
 
 
-def client_seed(seed: int, round_idx: int, client_id: int) -> int:
-    """A 63-bit seed for one client's local training in one round."""
-    ss = np.random.SeedSequence([seed, round_idx, int(client_id)])
-    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
 def client_drops(seed: int, round_idx: int, client_id: int, p: float) -> bool:
     """Whether this client vanishes mid-round under `--dropout p`."""
     if p <= 0:

@@ -33,7 +33,7 @@ import numpy as np
 
 from gptfl_ray.errors import ConfigError, find_config_error
 from gptfl_ray.methods.fgl_config import FGL_PROMPT_STYLES as PROMPT_STYLES
-from gptfl_ray.synth.generators.base import derive_seed, row_rng
+from gptfl_ray.seeding import derive_seed, row_rng
 from gptfl_ray.synth.hub import load_model
 from gptfl_ray.synth.prompts import prompt_kind, template_prompt
 

@@ -61,7 +61,7 @@ from gptfl_ray.runio import (
     same_section,
     write_config_section,
 )
-from gptfl_ray.synth.generators.base import derive_seed, row_rng
+from gptfl_ray.seeding import derive_seed, row_rng
 
 FGL_DIR = "fgl"
 UPLOADS_FILE = "uploads.jsonl"

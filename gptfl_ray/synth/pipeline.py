@@ -34,10 +34,11 @@ from gptfl_ray.errors import ConfigError, find_config_error
 from gptfl_ray.faults import fault_point
 from gptfl_ray.ray_runtime import ensure_ray
 from gptfl_ray.runio import atomic_write_bytes, atomic_write_json
+from gptfl_ray.seeding import derive_seed
 from gptfl_ray.synth.config import GenerateConfig
 from gptfl_ray.synth.format import TargetFormat
 from gptfl_ray.synth.generators import generator_class
-from gptfl_ray.synth.generators.base import INPUT_COLUMNS, OUTPUT_COLUMNS, derive_seed
+from gptfl_ray.synth.generators.base import INPUT_COLUMNS, OUTPUT_COLUMNS
 from gptfl_ray.synth.store import MANIFEST, file_sha256, synth_dir
 
 FORMAT_VERSION = 2  # 2: shards written by actors, model revision per shard

@@ -27,8 +27,8 @@ from typing import Any
 
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.runio import atomic_write_text
+from gptfl_ray.seeding import derive_seed, row_rng
 from gptfl_ray.synth.config import PromptsConfig, per_class_count
-from gptfl_ray.synth.generators.base import derive_seed, row_rng
 from gptfl_ray.synth.labels import server_label_names
 
 PROMPTS_DIR = "prompts"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.seeding import row_rng
 from gptfl_ray.synth.format import TargetFormat
-from gptfl_ray.synth.generators.base import row_rng
 from gptfl_ray.synth.generators.espeak import (
     FEMALE,
     MALE,

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from gptfl_ray.fl.sampler import client_drops, client_seed, clients_per_round, sample_clients
+from gptfl_ray.fl.sampler import client_drops, clients_per_round, sample_clients
+from gptfl_ray.seeding import client_seed
 
 
 def test_sampling_is_a_function_of_seed_and_round():

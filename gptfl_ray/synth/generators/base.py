@@ -23,18 +23,6 @@ INPUT_COLUMNS = ("row", "label", "label_name", "prompt", "guidance", "seed")
 OUTPUT_COLUMNS = ("row", "data", "label", "label_name", "prompt", "guidance", "seed", "generator")
 
 
-def row_rng(seed: int) -> np.random.Generator:
-    """Every random choice for one row comes from that row's seed alone (independent of batch)."""
-    return np.random.default_rng(np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF))
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from integers; stable across processes and platforms (no Python hash())."""
-    state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts] + [len(parts)])
-    hi, lo = state.generate_state(2, np.uint32)
-    return int((int(hi) << 32 | int(lo)) & 0x7FFFFFFFFFFFFFFF)
-
-
 class Generator:
     """Base callable class; subclasses set `name`, `modalities` and implement `generate`."""
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from gptfl_ray.synth.generators.base import Generator, row_rng
+from gptfl_ray.seeding import row_rng
+from gptfl_ray.synth.generators.base import Generator
 from gptfl_ray.synth.hub import load_model, torch_device
 
 

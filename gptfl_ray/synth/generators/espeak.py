@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.synth.generators.base import Generator, row_rng
+from gptfl_ray.seeding import row_rng
+from gptfl_ray.synth.generators.base import Generator
 
 PROGRAM = "espeak-ng"
 MISSING = "espeak needs the espeak-ng program (apt-get install espeak-ng)"

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from gptfl_ray.synth.generators.base import Generator, row_rng
+from gptfl_ray.seeding import row_rng
+from gptfl_ray.synth.generators.base import Generator
 
 # Font files with lining digits and full Latin coverage; old-style (cmmi10), symbol and
 # display-only files are left out because their "3" is not a 3.

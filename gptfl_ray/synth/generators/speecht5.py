@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gptfl_ray.seeding import row_rng
 from gptfl_ray.synth.format import fit_clip
-from gptfl_ray.synth.generators.base import ConfigError, Generator, row_rng
+from gptfl_ray.synth.generators.base import ConfigError, Generator
 from gptfl_ray.synth.hub import check_model_ref, load_model, model_revision, torch_device
 
 DEFAULT_VOCODER = "microsoft/speecht5_hifigan"
