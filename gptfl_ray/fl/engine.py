@@ -161,13 +161,11 @@ class ExecutorActor:
                 self.note = f"Ray assigned GPU {','.join(self.gpu_ids)} but torch sees no CUDA device; running on CPU"
         x, y, parts = data
         self.zero_copy = not x.flags.writeable  # a read-only view of the object store, not a copy
-        self._data = (x, y, parts, device)
         self.executor = ClientExecutor(spec, x, y, parts, device=device)
 
     def configure(self, spec: ExecutorSpec) -> str:
         """A new executor spec on the data this actor already holds (fl/pool.py)."""
-        x, y, parts, device = self._data
-        self.executor = ClientExecutor(spec, x, y, parts, device=device)
+        self.executor = self.executor.with_spec(spec)
         return self.executor.mode
 
     def info(self) -> dict[str, Any]:
@@ -237,15 +235,11 @@ class RayEngine:
                 "--num-actors", f"{cfg.num_actors} actors of {need} do not fit; the cluster holds {total}"
             )
         self._slots = _placement(capacity, cfg.num_actors)
-        # Small client models gain nothing from more intra-op threads than the CPUs Ray reserved.
-        self._given = spec  # as the caller gave it; actors get it with their thread count
-        self._spec = dataclasses.replace(spec, num_threads=max(1, int(cfg.client_cpus)))
+        self._given, self._spec = spec, self._actor_spec(spec)
         # One copy of the training set per node (object store), read zero-copy by every actor.
         packed = PackedParts.pack(parts)
         self._data_ref = ray.put((np.ascontiguousarray(x), np.ascontiguousarray(y), packed))
-        # What a client costs its actor: samples x local epochs (the SGD steps it will take).
-        self._sizes = np.diff(packed.offsets)
-        self._costs = self._sizes * max(1, spec.local.epochs)
+        self._sizes = np.diff(packed.offsets)  # samples per client
         self._actors = [self._new_actor(node_id) for node_id in self._slots]
         try:
             self.actor_info = ray.get([a.info.remote() for a in self._actors], timeout=self.ready_timeout_s)
@@ -275,17 +269,21 @@ class RayEngine:
         self._actors[i] = self._new_actor(self._slots[i])
         self.replacements += 1
 
+    def _actor_spec(self, spec: ExecutorSpec) -> ExecutorSpec:
+        # Small client models gain nothing from more intra-op threads than the CPUs Ray reserved.
+        return dataclasses.replace(spec, num_threads=max(1, int(self.cfg.client_cpus)))
+
     @property
     def spec(self) -> ExecutorSpec:
+        """The spec as the caller gave it; the actors run it with their thread count."""
         return self._given
 
     def configure(self, spec: ExecutorSpec) -> None:
         """Re-configure every actor in place for a new executor spec (model, local training, seed,
         strategy): the processes and the training set in the object store stay (fl/pool.py)."""
-        given, spec = spec, dataclasses.replace(spec, num_threads=max(1, int(self.cfg.client_cpus)))
-        modes = ray.get([a.configure.remote(spec) for a in self._actors], timeout=self.ready_timeout_s)
-        self._given, self._spec = given, spec
-        self._costs = self._sizes * max(1, spec.local.epochs)
+        actor_spec = self._actor_spec(spec)
+        modes = ray.get([a.configure.remote(actor_spec) for a in self._actors], timeout=self.ready_timeout_s)
+        self._given, self._spec = spec, actor_spec
         for info, mode in zip(self.actor_info, modes):
             info["executor"] = mode
 
@@ -298,7 +296,9 @@ class RayEngine:
     ) -> RoundResult:
         ids = np.asarray(client_ids, dtype=np.int64)
         # Shares balanced by cost, not count; empty shares are not sent.
-        shards = balanced_shares(ids, self._costs[ids], len(self._actors))
+        # What a client costs its actor: samples x local epochs (the SGD steps it will take).
+        costs = self._sizes[ids] * max(1, self._spec.local.epochs)
+        shards = balanced_shares(ids, costs, len(self._actors))
         params_ref = ray.put(np.asarray(global_params, dtype=np.float32))  # once per round
         c_ref = None if c_global is None else ray.put(np.asarray(c_global, dtype=np.float32))
 

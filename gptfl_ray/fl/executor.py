@@ -97,6 +97,7 @@ class ClientExecutor:
         self.x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.int64, device=self.device)
         self.parts = parts
+        self._inputs = (x, y)  # as given (numpy, zero-copy from the object store), for with_spec
         self.cohort = None  # the vectorized trainer, when this executor uses one
         if spec.executor != "sequential":
             self._init_cohort()
@@ -125,6 +126,11 @@ class ClientExecutor:
     @property
     def mode(self) -> str:
         return "sequential" if self.cohort is None else "vectorized"
+
+    def with_spec(self, spec: ExecutorSpec) -> ClientExecutor:
+        """A new executor for `spec` on this one's training set, no copy of it (fl/pool.py)."""
+        x, y = self._inputs
+        return ClientExecutor(spec, x, y, self.parts, device=str(self.device))
 
     def run(
         self,
@@ -218,7 +224,6 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, spec: ExecutorSpec, x, y, parts, device: str = "cpu"):
-        self._data = (x, y, parts, device)
         self.executor = ClientExecutor(spec, x, y, parts, device=device)
 
     @property
@@ -227,8 +232,7 @@ class LocalEngine:
 
     def configure(self, spec: ExecutorSpec) -> None:
         """A new executor spec on the same training set (fl/pool.py)."""
-        x, y, parts, device = self._data
-        self.executor = ClientExecutor(spec, x, y, parts, device=device)
+        self.executor = self.executor.with_spec(spec)
 
     def run_round(
         self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None
