@@ -20,14 +20,14 @@ import numpy as np
 class PartialSum:
     weighted: np.ndarray | None = None  # sum_i w_i * delta_i (float64 for order-robust sums)
     plain: np.ndarray | None = None  # sum_i delta_i (gradient diversity)
-    control: np.ndarray | None = None  # sum_i delta_c_i (SCAFFOLD)
+    extra: np.ndarray | None = None  # sum_i of the algorithm's extra uploads (SCAFFOLD: Delta c_i)
     weight: float = 0.0
     count: int = 0
     sq_norms: float = 0.0
     loss_sum: float = 0.0  # sum_i w_i * train_loss_i
     dropped: list[int] = field(default_factory=list)
 
-    def add(self, delta: np.ndarray, weight: float, loss: float = 0.0, control: np.ndarray | None = None) -> None:
+    def add(self, delta: np.ndarray, weight: float, loss: float = 0.0, extra: np.ndarray | None = None) -> None:
         d = np.asarray(delta, dtype=np.float64)
         if self.weighted is None:
             self.weighted = weight * d
@@ -35,9 +35,9 @@ class PartialSum:
         else:
             self.weighted += weight * d
             self.plain += d
-        if control is not None:
-            c = np.asarray(control, dtype=np.float64)
-            self.control = c.copy() if self.control is None else self.control + c
+        if extra is not None:
+            e = np.asarray(extra, dtype=np.float64)
+            self.extra = e.copy() if self.extra is None else self.extra + e
         self.weight += float(weight)
         self.count += 1
         self.sq_norms += float(d @ d)
@@ -51,8 +51,8 @@ class PartialSum:
             else:
                 self.weighted += other.weighted
                 self.plain += other.plain
-            if other.control is not None:
-                self.control = other.control.copy() if self.control is None else self.control + other.control
+            if other.extra is not None:
+                self.extra = other.extra.copy() if self.extra is None else self.extra + other.extra
         self.weight += other.weight
         self.count += other.count
         self.sq_norms += other.sq_norms
@@ -69,7 +69,7 @@ class Aggregate:
     num_clients: int
     total_weight: float
     plain_delta: np.ndarray | None = None  # unweighted mean of client updates (SCAFFOLD's server step)
-    control_delta: np.ndarray | None = None  # unweighted mean of control-variate updates
+    extra_mean: np.ndarray | None = None  # unweighted mean of the extra uploads (SCAFFOLD: Delta c)
     gradient_diversity: float = float("nan")
     train_loss: float = float("nan")
 
@@ -84,13 +84,13 @@ def finalize(partial: PartialSum) -> Aggregate:
     if partial.count == 0 or partial.weight <= 0:
         raise ValueError("no client update reached the server this round")
     delta = (partial.weighted / partial.weight).astype(np.float32)
-    control = None if partial.control is None else (partial.control / partial.count).astype(np.float32)
+    extra = None if partial.extra is None else (partial.extra / partial.count).astype(np.float32)
     return Aggregate(
         delta=delta,
         num_clients=partial.count,
         total_weight=partial.weight,
         plain_delta=(partial.plain / partial.count).astype(np.float32),
-        control_delta=control,
+        extra_mean=extra,
         gradient_diversity=gradient_diversity(partial.sq_norms, partial.plain),
         train_loss=partial.loss_sum / partial.weight,
     )

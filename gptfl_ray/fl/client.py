@@ -1,9 +1,10 @@
 """One client's local update (no Ray; docs/architecture.md rule 5).
 
-Local SGD from the global weights on the client's own samples, with what each algorithm adds
-to the local objective: FedProx's proximal term (Li et al. 2020) and SCAFFOLD's gradient
-correction c - c_i (Karimireddy et al. 2020). The update is returned as a flat delta
-(local - global) so aggregation and secure aggregation work on plain vectors.
+Local SGD from the global weights on the client's own samples, with what the algorithm adds
+to every gradient (`ClientTerms`, fl/algorithms/local.py: FedProx's proximal pull, SCAFFOLD's
+correction). The update is returned as a flat delta (local - global) so aggregation and secure
+aggregation work on plain vectors; the algorithm's own upload and per-client state are added by
+its `finish` hook in the executor (fl/executor.py), the same for both executors.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gptfl_ray.fl.algorithms.local import ClientTerms
 from gptfl_ray.models.params import get_flat, set_flat
 
 
@@ -34,8 +36,8 @@ class ClientResult:
     delta: np.ndarray
     loss: float
     steps: int
-    control_delta: np.ndarray | None = None  # SCAFFOLD: c_i+ - c_i
-    new_control: np.ndarray | None = None  # SCAFFOLD: c_i+
+    extra: np.ndarray | None = None  # the algorithm's extra upload (SCAFFOLD: c_i+ - c_i)
+    new_state: np.ndarray | None = None  # the client's state for its next visit (SCAFFOLD: c_i+)
 
 
 def param_layout(model: torch.nn.Module) -> tuple[list[tuple[torch.nn.Parameter, slice]], np.ndarray]:
@@ -83,8 +85,7 @@ def client_update(
     seed: int,
     *,
     client_id: int = -1,
-    prox_mu: float = 0.0,
-    control: tuple[np.ndarray, np.ndarray] | None = None,
+    terms: ClientTerms | None = None,
     layout=None,
 ) -> ClientResult:
     """Train `model` from `global_params` on (x, y); x and y already sit on the model's device.
@@ -92,23 +93,23 @@ def client_update(
     torch's, seeded by `client_rng`."""
     with client_rng(seed, x.device):
         return _client_update(
-            model, global_params, x, y, cfg, seed, client_id=client_id, prox_mu=prox_mu, control=control, layout=layout
+            model, global_params, x, y, cfg, seed, client_id=client_id, terms=terms or ClientTerms(), layout=layout
         )
 
 
-def _client_update(model, global_params, x, y, cfg, seed, *, client_id, prox_mu, control, layout) -> ClientResult:
+def _client_update(model, global_params, x, y, cfg, seed, *, client_id, terms, layout) -> ClientResult:
     device = x.device
     set_flat(model, global_params)
     model.train()
     layout = layout or param_layout(model)
-    slices, mask = layout
+    slices, _ = layout
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    anchors = [p.detach().clone() for p, _ in slices] if prox_mu > 0 else None
-    corrections = None
-    if control is not None:
-        c_global, c_local = control
-        diff = torch.from_numpy(np.asarray(c_global - c_local, dtype=np.float32)).to(device)
-        corrections = [diff[s].view_as(p) for p, s in slices]
+    mu = float(terms.prox_mu)
+    anchors = [p.detach().clone() for p, _ in slices] if mu > 0 else None
+    drift = None
+    if terms.drift is not None:
+        d = torch.from_numpy(np.asarray(terms.drift, dtype=np.float32)).to(device)
+        drift = [d[s].view_as(p) for p, s in slices]
 
     n = len(y)
     steps, loss_sum, seen = 0, 0.0, 0
@@ -117,22 +118,23 @@ def _client_update(model, global_params, x, y, cfg, seed, *, client_id, prox_mu,
         opt.zero_grad(set_to_none=True)
         out = model(x[idx])
         loss = F.cross_entropy(out, y[idx])
-        total = loss
-        if anchors is not None:
-            prox = sum(((p - a) ** 2).sum() for (p, _), a in zip(slices, anchors))
-            total = loss + 0.5 * prox_mu * prox
-        total.backward()
-        if corrections is not None:
-            for (p, _), corr in zip(slices, corrections):
-                if p.grad is not None:
-                    p.grad.add_(corr)
+        loss.backward()
+        # the algorithm's terms, added to the gradient as the vectorized executor adds them:
+        # g += mu * (w - w_global) + drift (the gradient of mu/2 ||w - w_global||^2 is the first)
+        for j, (p, _) in enumerate(slices):
+            if p.grad is None:
+                continue
+            if anchors is not None:
+                p.grad.add_(p.detach() - anchors[j], alpha=mu)
+            if drift is not None:
+                p.grad.add_(drift[j])
         opt.step()
         steps += 1
         loss_sum += float(loss.detach()) * len(idx)
         seen += len(idx)
 
     delta = get_flat(model) - global_params.astype(np.float32)
-    return finish_result(client_id, n, delta, loss_sum / max(seen, 1), steps, cfg, control, mask)
+    return ClientResult(client_id=client_id, num_samples=n, delta=delta, loss=loss_sum / max(seen, 1), steps=steps)
 
 
 def client_batches(n: int, cfg: LocalTrainConfig, seed: int) -> list[torch.Tensor]:
@@ -151,15 +153,3 @@ def client_batches(n: int, cfg: LocalTrainConfig, seed: int) -> list[torch.Tenso
                 continue  # a batch of one breaks BatchNorm; its sample is seen next epoch
             out.append(idx)
     return out
-
-
-def finish_result(client_id, n, delta, loss, steps, cfg, control, mask) -> ClientResult:
-    """The client's upload from its trained delta (shared by both executors)."""
-    result = ClientResult(client_id=client_id, num_samples=n, delta=delta, loss=loss, steps=steps)
-    if control is not None:
-        c_global, c_local = control
-        # Option II of the SCAFFOLD paper: c_i+ = c_i - c + (x - y_i) / (K lr).
-        new_c = (c_local - c_global - delta / (max(steps, 1) * cfg.lr)) * mask
-        result.new_control = new_c.astype(np.float32)
-        result.control_delta = (result.new_control - c_local).astype(np.float32)
-    return result

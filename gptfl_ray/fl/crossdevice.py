@@ -37,13 +37,13 @@ class Selection:
 
 
 class CrossDevice:
-    def __init__(self, cfg, parts, num_params: int, uses_control: bool, resumed: dict | None = None):
+    def __init__(self, cfg, parts, num_params: int, wire_copies: int = 1, resumed: dict | None = None):
         fl = self.fl = cfg.fl
         self.n = len(parts)
         self.sizes = np.array([len(p) for p in parts], dtype=np.int64)
         self.k = clients_per_round(self.n, fl.sample_rate, fl.clients_per_round)
         self.num_params = int(num_params)
-        self.model_bytes = 4 * self.num_params * (2 if uses_control else 1)
+        self.model_bytes = 4 * self.num_params * wire_copies
         self.devices = DeviceModel(cfg.devices, self.n, fl.seed) if cfg.devices.enabled else None
         self.k_select = self.devices.selection_size(self.k) if self.devices else self.k
         resumed = resumed or {}

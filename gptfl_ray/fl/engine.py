@@ -180,15 +180,15 @@ class ExecutorActor:
             "zero_copy": self.zero_copy,
         }
 
-    def run(self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None) -> RoundResult:
-        return self.executor.run(global_params, client_ids, round_idx, c_global, controls, dp_clip)
+    def run(self, global_params, client_ids, round_idx, broadcast=None, states=None, dp_clip=None) -> RoundResult:
+        return self.executor.run(global_params, client_ids, round_idx, broadcast, states, dp_clip)
 
 
 _RemoteExecutor = ray.remote(ExecutorActor)
 
 
 class RayEngine:
-    """`run_round(global_params, client_ids, round_idx, c_global, controls) -> RoundResult`
+    """`run_round(global_params, client_ids, round_idx, broadcast, states) -> RoundResult`
     on a pool of executor actors; same interface as `LocalEngine`."""
 
     name = "ray"
@@ -291,20 +291,18 @@ class RayEngine:
     def num_actors(self) -> int:
         return len(self._actors)
 
-    def run_round(
-        self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None
-    ) -> RoundResult:
+    def run_round(self, global_params, client_ids, round_idx, broadcast=None, states=None, dp_clip=None) -> RoundResult:
         ids = np.asarray(client_ids, dtype=np.int64)
         # Shares balanced by cost, not count; empty shares are not sent.
         # What a client costs its actor: samples x local epochs (the SGD steps it will take).
         costs = self._sizes[ids] * max(1, self._spec.local.epochs)
         shards = balanced_shares(ids, costs, len(self._actors))
         params_ref = ray.put(np.asarray(global_params, dtype=np.float32))  # once per round
-        c_ref = None if c_global is None else ray.put(np.asarray(c_global, dtype=np.float32))
+        b_ref = None if broadcast is None else ray.put(broadcast)  # the algorithm's, opaque here
 
         def submit(i: int):
-            share = None if controls is None else {int(c): controls[int(c)] for c in shards[i]}
-            return self._actors[i].run.remote(params_ref, shards[i], round_idx, c_ref, share, dp_clip)
+            share = None if states is None else {int(c): states[int(c)] for c in shards[i] if int(c) in states}
+            return self._actors[i].run.remote(params_ref, shards[i], round_idx, b_ref, share, dp_clip)
 
         pending = {submit(i): i for i in range(len(shards)) if len(shards[i])}
         deaths = [0] * len(shards)

@@ -16,6 +16,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from gptfl_ray.fl.aggregate import PartialSum
+from gptfl_ray.fl.algorithms.local import ClientHalf, PlainClient
 from gptfl_ray.fl.client import ClientResult, LocalTrainConfig, client_batches, client_update, param_layout
 from gptfl_ray.fl.sampler import client_drops
 from gptfl_ray.privacy.dp import client_contribution
@@ -42,7 +43,7 @@ class ClientFailure(RuntimeError):
 @dataclass
 class RoundResult:
     partial: PartialSum
-    new_controls: dict[int, np.ndarray] = field(default_factory=dict)  # SCAFFOLD c_i+
+    new_states: dict[int, np.ndarray] = field(default_factory=dict)  # per-client state after the round (SCAFFOLD c_i+)
     steps: int = 0
     # Under secure aggregation each client's upload stays separate until the protocol sums it:
     # [n_i * delta_i, n_i] / secagg_scale, the only thing the server could see (masked).
@@ -50,7 +51,7 @@ class RoundResult:
 
     def merge(self, other: RoundResult) -> RoundResult:
         self.partial.merge(other.partial)
-        self.new_controls.update(other.new_controls)
+        self.new_states.update(other.new_states)
         self.client_vectors.update(other.client_vectors)
         self.steps += other.steps
         return self
@@ -63,7 +64,7 @@ class ExecutorSpec:
     model_fn: Callable[[], torch.nn.Module]
     local: LocalTrainConfig
     seed: int
-    prox_mu: float = 0.0
+    client: ClientHalf = PlainClient()  # the algorithm's client half (fl/algorithms/local.py)
     dropout: float = 0.0
     # Small client models gain nothing from intra-op threads and lose badly when cores are
     # shared: one thread per executor, and more executors for more cores.
@@ -121,7 +122,7 @@ class ClientExecutor:
             log("executor: training clients one after another (%s)", reason)
             return
         largest = max((len(self.parts[c]) for c in range(len(self.parts))), default=1)
-        self.cohort = CohortTrainer(self.model, self.spec.local, self.x, self.y, self.layout[1], width=largest)
+        self.cohort = CohortTrainer(self.model, self.spec.local, self.x, self.y, width=largest)
 
     @property
     def mode(self) -> str:
@@ -137,11 +138,16 @@ class ClientExecutor:
         global_params: np.ndarray,
         client_ids: Sequence[int],
         round_idx: int,
-        c_global: np.ndarray | None = None,
-        controls: dict[int, np.ndarray] | None = None,
+        broadcast=None,
+        states: dict[int, np.ndarray] | None = None,
         dp_clip: float | None = None,
     ) -> RoundResult:
+        """Train `client_ids` from `global_params`. `broadcast` is what the algorithm's server half
+        sent with the weights, `states` each client's own state (`spec.client` says what both
+        mean); both are opaque here."""
         spec = self.spec
+        client, mask = spec.client, self.layout[1]
+        states = states or {}
         result = RoundResult(partial=PartialSum())
         todo = []
         # Client-id order, whoever calls: the summation order is then the same in-process and in
@@ -151,8 +157,10 @@ class ClientExecutor:
                 result.partial.dropped.append(cid)
             else:
                 todo.append(cid)
-        for r in self._train(global_params, todo, round_idx, c_global, controls):
+        terms = {cid: client.terms(broadcast, states.get(cid)) for cid in todo}
+        for r in self._train(global_params, todo, round_idx, terms):
             cid = r.client_id
+            r.extra, r.new_state = client.finish(broadcast, states.get(cid), r.delta, r.steps, spec.local.lr, mask)
             if dp_clip is not None:  # clipped and weighted here, on the client, before anything leaves it
                 vec = client_contribution(
                     r.delta, r.num_samples, dp_clip, spec.dp_weighting, spec.dp_weight_cap, spec.dp_with_bit
@@ -162,18 +170,18 @@ class ClientExecutor:
                     P = len(r.delta)
                     result.client_vectors[cid] = np.concatenate([vec[:P] / dp_clip, vec[P:]])
             else:
-                result.partial.add(r.delta, r.num_samples, r.loss, r.control_delta)
+                result.partial.add(r.delta, r.num_samples, r.loss, r.extra)
             if spec.secagg_scale > 0 and dp_clip is None:
                 w = r.num_samples / spec.secagg_scale
                 result.client_vectors[cid] = np.concatenate([w * r.delta, [w]]).astype(np.float64)
             result.steps += r.steps
-            if r.new_control is not None:
-                result.new_controls[cid] = r.new_control
+            if r.new_state is not None:
+                result.new_states[cid] = r.new_state
         return result
 
-    def _train(self, global_params, todo, round_idx, c_global, controls) -> list[ClientResult]:
+    def _train(self, global_params, todo, round_idx, terms) -> list[ClientResult]:
         if self.cohort is None or not todo:
-            return [self._train_one(global_params, cid, round_idx, c_global, controls) for cid in todo]
+            return [self._train_one(global_params, cid, round_idx, terms[cid]) for cid in todo]
         from gptfl_ray.fl.vectorized import CohortClient
 
         spec = self.spec
@@ -181,10 +189,10 @@ class ClientExecutor:
         for cid in todo:
             part = torch.as_tensor(np.asarray(self.parts[cid]), dtype=torch.int64)
             local = client_batches(len(part), spec.local, client_seed(spec.seed, round_idx, cid))
-            control = None if c_global is None else (c_global, controls[cid])
-            cohort.append(CohortClient(cid, [part[b] for b in local], len(part), control))
+            cohort.append(CohortClient(cid, [part[b] for b in local], len(part), terms[cid].drift))
         try:
-            return self.cohort.train(global_params, cohort, prox_mu=spec.prox_mu)
+            # one algorithm per run: every client's proximal weight is the same
+            return self.cohort.train(global_params, cohort, prox_mu=terms[todo[0]].prox_mu)
         except Exception as exc:
             # Re-run one by one: a client's own error then names the client; anything else is
             # the cohort trainer's, and this executor stays sequential from here on.
@@ -195,12 +203,11 @@ class ClientExecutor:
                 exc,
             )
             self.cohort = None
-            return [self._train_one(global_params, cid, round_idx, c_global, controls) for cid in todo]
+            return [self._train_one(global_params, cid, round_idx, terms[cid]) for cid in todo]
 
-    def _train_one(self, global_params, cid, round_idx, c_global, controls) -> ClientResult:
+    def _train_one(self, global_params, cid, round_idx, terms) -> ClientResult:
         spec = self.spec
         idx = torch.as_tensor(self.parts[cid], device=self.device)
-        control = None if c_global is None else (c_global, controls[cid])
         try:
             return client_update(
                 self.model,
@@ -210,8 +217,7 @@ class ClientExecutor:
                 spec.local,
                 client_seed(spec.seed, round_idx, cid),
                 client_id=cid,
-                prox_mu=spec.prox_mu,
-                control=control,
+                terms=terms,
                 layout=self.layout,
             )
         except Exception as exc:  # re-raised with the client id attached
@@ -234,10 +240,8 @@ class LocalEngine:
         """A new executor spec on the same training set (fl/pool.py)."""
         self.executor = self.executor.with_spec(spec)
 
-    def run_round(
-        self, global_params, client_ids, round_idx, c_global=None, controls=None, dp_clip=None
-    ) -> RoundResult:
-        return self.executor.run(global_params, client_ids, round_idx, c_global, controls, dp_clip)
+    def run_round(self, global_params, client_ids, round_idx, broadcast=None, states=None, dp_clip=None) -> RoundResult:
+        return self.executor.run(global_params, client_ids, round_idx, broadcast, states, dp_clip)
 
     def describe(self) -> str:
         return f"local (in-process, {self.executor.mode} clients)"

@@ -153,7 +153,8 @@ def run_federation(
     if ck is None:  # a fresh start (or a resume before the first checkpoint): nothing earlier may leak in
         for stale in (ckpt_dir, out / "state"):
             shutil.rmtree(stale, ignore_errors=True)
-    store = ClientStateStore(out / "state" / "controls.f32", num_clients, len(params0)) if algo.uses_control else None
+    client = algo.client  # what the algorithm adds to local training and keeps per client
+    store = ClientStateStore(out / "state" / "controls.f32", num_clients, len(params0)) if client.keeps_state else None
 
     history: list[dict] = []
     rounds: list[dict] = []
@@ -175,7 +176,7 @@ def run_federation(
             (out / name).unlink(missing_ok=True)
     _write_jsonl(out / "metrics.jsonl", history)
     _write_jsonl(out / "rounds.jsonl", rounds)
-    xdev = CrossDevice(cfg, parts, len(params0), algo.uses_control, resumed=meta.get("cross_device"))
+    xdev = CrossDevice(cfg, parts, len(params0), client.wire_copies, resumed=meta.get("cross_device"))
 
     held_out = HeldOut(dataset)
     if state.round == 0 and not history:
@@ -207,7 +208,7 @@ def run_federation(
                 weight_decay=fl.weight_decay,
             ),
             seed=fl.seed,
-            prox_mu=algo.prox_mu,
+            client=client,
             dropout=fl.dropout,
             secagg_scale=float(max(len(p) for p in parts)) if fl.secure_aggregation else 0.0,
             dp_weighting=cfg.privacy.dp_weighting if xdev.dp is not None else None,
@@ -232,10 +233,10 @@ def run_federation(
             r = state.round + 1
             sel = xdev.select(r)  # the plain sampler's pick unless devices or DP shape the round
             ids = sel.ids
-            c_global = state.slots.get("c") if algo.uses_control else None
-            controls = store.get(ids) if store is not None else None
+            broadcast = client.broadcast(state)
+            states = store.get(ids) if store is not None else None
             try:
-                res = engine.run_round(state.params, ids, r, c_global, controls, dp_clip=xdev.client_clip)
+                res = engine.run_round(state.params, ids, r, broadcast, states, dp_clip=xdev.client_clip)
             except (ConfigError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - a client's failure is the run's, reported in one line
@@ -261,9 +262,9 @@ def run_federation(
             if server_hook is not None:  # server-side work moves no bytes; checkpointed below
                 state = state.with_(params=np.asarray(server_hook(state.params, r), np.float32))
             if store is not None:
-                store.put(res.new_controls)
+                store.put(res.new_states)
             finished = 0 if agg is None else agg.num_clients
-            down, up = round_bytes(P, sel.selected, finished, algo.uses_control)
+            down, up = round_bytes(P, sel.selected, finished, client.wire_copies)
             if secagg is not None:  # the protocol's own traffic replaces the plain float uploads
                 down, up = down + secagg.bytes_down, secagg.bytes_up
             cum_down, cum_up = cum_down + down, cum_up + up

@@ -43,11 +43,11 @@ def evaluate(
 
 
 def round_bytes(
-    num_params: int, sampled: int, finished: int, uses_control: bool, bytes_per_value: int = 4
+    num_params: int, sampled: int, finished: int, copies: int = 1, bytes_per_value: int = 4
 ) -> tuple[int, int]:
-    """(bytes down, bytes up) for one round of float32 model exchange."""
+    """(bytes down, bytes up) for one round of float32 model exchange; `copies` model-sized
+    vectors each way per client (the algorithm's `client.wire_copies`: SCAFFOLD's 2)."""
     per_model = num_params * bytes_per_value
-    copies = 2 if uses_control else 1
     return sampled * per_model * copies, finished * per_model * copies
 
 

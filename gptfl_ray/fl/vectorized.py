@@ -3,8 +3,8 @@
 Every client of the cohort gets its own copy of the trainable weights, stacked along a leading
 client axis; `torch.func.vmap` over `grad_and_value(functional_call(model, ...))` computes every
 client's gradient on its own batch in one call, and one batched update applies each client's
-SGD step (its own momentum buffer and weight decay, FedProx's proximal pull and SCAFFOLD's
-correction). Many small models become one wide computation instead of K narrow ones, which is
+SGD step (its own momentum buffer and weight decay, and the algorithm's terms: FedProx's
+proximal pull, SCAFFOLD's correction; fl/algorithms/local.py). Many small models become one wide computation instead of K narrow ones, which is
 where small-client simulators lose their time (framework overhead per step, idle cores/GPU).
 
 The math is the sequential path's (`fl/client.py`): each client trains on exactly the batches
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from gptfl_ray.fl.client import ClientResult, LocalTrainConfig, finish_result
+from gptfl_ray.fl.client import ClientResult, LocalTrainConfig
 
 # Stacked weights, gradients and momentum for one client cost ~4x its parameters; a cohort is
 # cut into chunks so that this stays under the budget (resnet18: 5 clients per chunk).
@@ -59,7 +59,7 @@ class CohortClient:
     client_id: int
     batches: list[torch.Tensor]  # row indices into the executor's training set, one per step
     num_samples: int
-    control: tuple[np.ndarray, np.ndarray] | None = None  # SCAFFOLD (c, c_i)
+    drift: np.ndarray | None = None  # the algorithm's constant gradient term (ClientTerms.drift)
 
 
 class CohortTrainer:
@@ -78,10 +78,9 @@ class CohortTrainer:
         cfg: LocalTrainConfig,
         x: torch.Tensor,
         y: torch.Tensor,
-        mask: np.ndarray,
         width: int | None = None,
     ):
-        self.model, self.cfg, self.x, self.y, self.mask = model, cfg, x, y, mask
+        self.model, self.cfg, self.x, self.y = model, cfg, x, y
         self.width = max(1, cfg.batch_size if width is None else min(cfg.batch_size, width))
         self.device = x.device
         params = dict(model.named_parameters())
@@ -120,10 +119,8 @@ class CohortTrainer:
         base = {name: g[s].view(shape) for name, s, shape in self.entries}
         params = {name: b.unsqueeze(0).repeat(K, *([1] * b.dim())) for name, b in base.items()}
         corr = None
-        if clients[0].control is not None:
-            diffs = torch.from_numpy(np.stack([(c.control[0] - c.control[1]).astype(np.float32) for c in clients])).to(
-                dev
-            )
+        if clients[0].drift is not None:
+            diffs = torch.from_numpy(np.stack([np.asarray(c.drift, dtype=np.float32) for c in clients])).to(dev)
             corr = {name: diffs[:, s].reshape(K, *shape) for name, s, shape in self.entries}
         bufs: dict[str, torch.Tensor] = {}
 
@@ -190,7 +187,9 @@ class CohortTrainer:
         seen = counts.sum(0).double()
         losses = (loss_sum.cpu() / seen.clamp(min=1)).tolist()
         return [
-            finish_result(c.client_id, c.num_samples, deltas[k], losses[k], steps[k], cfg, c.control, self.mask)
+            ClientResult(
+                client_id=c.client_id, num_samples=c.num_samples, delta=deltas[k], loss=losses[k], steps=steps[k]
+            )
             for k, c in enumerate(clients)
         ]
 

@@ -15,7 +15,7 @@ MEAN = np.array([-0.5, 3.0, 1.0], np.float32)  # (1*D1 + 3*D2) / 4
 
 
 def agg(delta=MEAN, control=None):
-    return Aggregate(delta=delta, num_clients=2, total_weight=4.0, control_delta=control)
+    return Aggregate(delta=delta, num_clients=2, total_weight=4.0, extra_mean=control)
 
 
 def test_weighted_average_by_sample_count():
@@ -53,7 +53,8 @@ def test_fedavg_server_lr():
 
 def test_fedprox_server_is_fedavg_and_client_gets_mu():
     algo = FedProx(prox_mu=0.1)
-    assert algo.prox_mu == 0.1
+    assert algo.client.terms(None, None).prox_mu == 0.1
+    assert FedAvg().client.terms(None, None).prox_mu == 0.0
     np.testing.assert_allclose(algo.server_update(algo.init(X0), agg()).params, [0.5, 5.0, 4.0])
 
 
@@ -94,7 +95,7 @@ def test_scaffold_server_moves_control_by_sampled_fraction():
         num_clients=2,
         total_weight=4.0,
         plain_delta=plain,
-        control_delta=np.array([2.0, -2.0, 4.0], np.float32),
+        extra_mean=np.array([2.0, -2.0, 4.0], np.float32),
     )
     s = algo.server_update(algo.init(X0), a)
     np.testing.assert_allclose(s.params, X0 + plain)
@@ -103,9 +104,9 @@ def test_scaffold_server_moves_control_by_sampled_fraction():
 
 def test_scaffold_control_mean_is_unweighted():
     p = PartialSum()
-    p.add(D1, 1.0, control=np.array([2.0, 0.0, 0.0]))
-    p.add(D2, 3.0, control=np.array([0.0, 2.0, 0.0]))
-    np.testing.assert_allclose(finalize(p).control_delta, [1.0, 1.0, 0.0])
+    p.add(D1, 1.0, extra=np.array([2.0, 0.0, 0.0]))
+    p.add(D2, 3.0, extra=np.array([0.0, 2.0, 0.0]))
+    np.testing.assert_allclose(finalize(p).extra_mean, [1.0, 1.0, 0.0])
     np.testing.assert_allclose(finalize(p).plain_delta, (D1 + D2) / 2)
 
 

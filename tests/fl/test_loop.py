@@ -10,6 +10,7 @@ from gptfl_ray.config import federate_config
 from gptfl_ray.data import load_dataset
 from gptfl_ray.data.partition import partition
 from gptfl_ray.errors import ConfigError
+from gptfl_ray.fl.algorithms.local import ClientTerms, ScaffoldClient
 from gptfl_ray.fl.client import LocalTrainConfig, client_update
 from gptfl_ray.fl.loop import run_federation
 
@@ -89,7 +90,7 @@ def test_fedprox_pulls_towards_global():
     g = np.concatenate([p.detach().numpy().ravel() for p in m.state_dict().values()])
     cfg = LocalTrainConfig(epochs=5, batch_size=8, lr=0.1)
     free = client_update(m, g, x, y, cfg, seed=1)
-    prox = client_update(m, g, x, y, cfg, seed=1, prox_mu=10.0)
+    prox = client_update(m, g, x, y, cfg, seed=1, terms=ClientTerms(prox_mu=10.0))
     assert np.linalg.norm(prox.delta) < 0.5 * np.linalg.norm(free.delta)
 
 
@@ -99,10 +100,11 @@ def test_scaffold_control_update_option_two_by_hand():
     g = np.concatenate([p.detach().numpy().ravel() for p in m.state_dict().values()])
     c, ci = np.full(8, 0.1, np.float32), np.full(8, -0.2, np.float32)
     cfg = LocalTrainConfig(epochs=1, batch_size=4, lr=0.5)
-    r = client_update(m, g, x, y, cfg, seed=2, control=(c, ci))
+    r = client_update(m, g, x, y, cfg, seed=2, terms=ScaffoldClient().terms(c, ci))
     assert r.steps == 2
-    np.testing.assert_allclose(r.new_control, ci - c - r.delta / (2 * 0.5), rtol=1e-5)
-    np.testing.assert_allclose(r.control_delta, r.new_control - ci, rtol=1e-5)
+    extra, new_c = ScaffoldClient().finish(c, ci, r.delta, r.steps, cfg.lr, np.ones(8, bool))
+    np.testing.assert_allclose(new_c, ci - c - r.delta / (2 * 0.5), rtol=1e-5)
+    np.testing.assert_allclose(extra, new_c - ci, rtol=1e-5)
     # The correction changes the trajectory relative to no control variates.
     plain = client_update(m, g, x, y, cfg, seed=2)
     assert not np.allclose(plain.delta, r.delta)

@@ -65,6 +65,6 @@ def test_ray_pool_keeps_its_actors_across_federations(ray_runtime, task, tmp_pat
             pids.append(sorted(info["pid"] for info in pool._engine.actor_info))
         assert (pool.builds, pool.reuses) == (1, 1)
         assert pids[0] == pids[1]  # the same actor processes ran both federations
-        assert pool._engine.spec.prox_mu == cfgs[1].fl.prox_mu
+        assert pool._engine.spec.client.prox_mu == cfgs[1].fl.prox_mu
     for a, b in zip(fresh, pooled):
         np.testing.assert_array_equal(a, b)

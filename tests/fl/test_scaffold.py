@@ -6,6 +6,7 @@ import torch
 
 from gptfl_ray.fl.aggregate import finalize
 from gptfl_ray.fl.algorithms import FedAvg, Scaffold
+from gptfl_ray.fl.algorithms.local import ScaffoldClient
 from gptfl_ray.fl.client import LocalTrainConfig, client_update
 from gptfl_ray.fl.executor import ClientExecutor, ExecutorSpec
 
@@ -43,15 +44,16 @@ def test_one_step_control_is_the_gradient_at_x():
         torch.zeros(4, dtype=torch.int64),
         LocalTrainConfig(epochs=1, batch_size=4, lr=0.5),
         seed=0,
-        control=(C, CI),
+        terms=ScaffoldClient().terms(C, CI),
     )
     assert r.steps == 1
+    extra, new_c = ScaffoldClient().finish(C, CI, r.delta, r.steps, 0.5, np.array([1, 1, 1, 0], bool))
     # g(0) for label 0 = [1/3 - 1, 1/3, 1/3]; correction c - c_i = [0.1, -0.3, 0.4]
     np.testing.assert_allclose(
         r.delta[:3], [-0.5 * (-2 / 3 + 0.1), -0.5 * (1 / 3 - 0.3), -0.5 * (1 / 3 + 0.4)], atol=1e-6
     )
-    np.testing.assert_allclose(r.new_control, [-2 / 3, 1 / 3, 1 / 3, 0.0], atol=1e-6)
-    np.testing.assert_allclose(r.control_delta, r.new_control - CI, atol=1e-7)
+    np.testing.assert_allclose(new_c, [-2 / 3, 1 / 3, 1 / 3, 0.0], atol=1e-6)
+    np.testing.assert_allclose(extra, new_c - CI, atol=1e-7)
     assert r.delta[3] == 1.0  # the buffer moved, yet takes no control variate
 
 
@@ -72,15 +74,17 @@ def test_two_clients_one_round_end_to_end():
     labels = torch.tensor([0, 0, 0, 0, 2, 2])
     parts = [np.arange(4), np.arange(4, 6), np.arange(0), np.arange(0)]
     lr = 0.5
-    spec = ExecutorSpec(model_fn=Logits, local=LocalTrainConfig(epochs=2, batch_size=4, lr=lr), seed=0)
+    spec = ExecutorSpec(
+        model_fn=Logits, local=LocalTrainConfig(epochs=2, batch_size=4, lr=lr), seed=0, client=ScaffoldClient()
+    )
     ex = ClientExecutor(spec, feats.numpy(), labels.numpy(), parts)
-    res = ex.run(x, [0, 1], round_idx=1, c_global=C, controls={0: CI, 1: c_b})
+    res = ex.run(x, [0, 1], round_idx=1, broadcast=C, states={0: CI, 1: c_b})
 
     d_a, c_a_new = _two_steps(x[:3].astype(np.float64), 0, C[:3], CI[:3], lr)
     d_b, c_b_new = _two_steps(x[:3].astype(np.float64), 2, C[:3], c_b[:3], lr)
-    np.testing.assert_allclose(res.new_controls[0][:3], c_a_new, atol=1e-5)
-    np.testing.assert_allclose(res.new_controls[1][:3], c_b_new, atol=1e-5)
-    assert res.new_controls[0][3] == res.new_controls[1][3] == 0.0
+    np.testing.assert_allclose(res.new_states[0][:3], c_a_new, atol=1e-5)
+    np.testing.assert_allclose(res.new_states[1][:3], c_b_new, atol=1e-5)
+    assert res.new_states[0][3] == res.new_states[1][3] == 0.0
 
     algo = Scaffold(num_clients=4, server_lr=0.5)
     s = algo.server_update(algo.init(x).with_(slots={"c": C.copy()}), finalize(res.partial))
@@ -127,20 +131,20 @@ def _mean_objective_grad(params, x, y):
 
 def _federate(algo, x, y, parts, rounds):
     spec = ExecutorSpec(
-        model_fn=_model, local=LocalTrainConfig(epochs=20, batch_size=12, lr=0.2, weight_decay=WD), seed=0
+        model_fn=_model,
+        local=LocalTrainConfig(epochs=20, batch_size=12, lr=0.2, weight_decay=WD),
+        seed=0,
+        client=algo.client,
     )
     ex = ClientExecutor(spec, x.numpy(), y.numpy(), parts)
     from gptfl_ray.models.params import get_flat
 
     state = algo.init(get_flat(_model()))
     controls = {k: np.zeros_like(state.params) for k in range(len(parts))}
-    uses = getattr(algo, "uses_control", False)
     for r in range(1, rounds + 1):
-        res = ex.run(
-            state.params, list(range(len(parts))), r, state.slots.get("c") if uses else None, controls if uses else None
-        )
+        res = ex.run(state.params, list(range(len(parts))), r, algo.client.broadcast(state), controls)
         state = algo.server_update(state, finalize(res.partial))
-        controls.update(res.new_controls)
+        controls.update(res.new_states)
     return state.params
 
 

@@ -1,6 +1,7 @@
 """The vectorized executor trains exactly what the sequential one does (within float tolerance)."""
 
 import logging
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from gptfl_ray.data import load_dataset
 from gptfl_ray.data.partition import partition
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.algorithms import STRATEGIES
+from gptfl_ray.fl.algorithms.local import ClientTerms, ScaffoldClient
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.executor import ClientExecutor, ClientFailure, ExecutorSpec
 from gptfl_ray.fl.loop import run_federation
@@ -66,6 +68,14 @@ def _ragged():
     return x, y, [np.arange(off[i], off[i + 1]) for i in range(len(sizes))]
 
 
+@dataclass(frozen=True)
+class ProxScaffold(ScaffoldClient):
+    """No strategy combines both terms; a client half may, and both executors honour it."""
+
+    def terms(self, broadcast, state):
+        return replace(super().terms(broadcast, state), prox_mu=0.1)
+
+
 @pytest.mark.parametrize("model", ["cnn", "convnet"])
 def test_ragged_clients_with_momentum_prox_and_control(model):
     x, y, parts = _ragged()
@@ -77,15 +87,16 @@ def test_ragged_clients_with_momentum_prox_and_control(model):
     local = LocalTrainConfig(epochs=2, batch_size=10, lr=0.05, momentum=0.9, weight_decay=1e-3)
     out = {}
     for ex in ("sequential", "vectorized"):
-        e = ClientExecutor(ExecutorSpec(model_fn=factory, local=local, seed=3, prox_mu=0.1, executor=ex), x, y, parts)
+        spec = ExecutorSpec(model_fn=factory, local=local, seed=3, client=ProxScaffold(), executor=ex)
+        e = ClientExecutor(spec, x, y, parts)
         assert e.mode == ex
-        out[ex] = e.run(g, list(range(len(parts))), 1, c, controls)
+        out[ex] = e.run(g, list(range(len(parts))), 1, broadcast=c, states=controls)
     a, b = out["sequential"], out["vectorized"]
     assert a.steps == b.steps
     assert np.allclose(a.partial.weighted, b.partial.weighted, atol=1e-5 * np.abs(a.partial.weighted).max())
-    assert np.allclose(a.partial.control, b.partial.control, rtol=1e-4, atol=1e-4)
+    assert np.allclose(a.partial.extra, b.partial.extra, rtol=1e-4, atol=1e-4)
     assert a.partial.loss_sum == pytest.approx(b.partial.loss_sum, rel=1e-6)
-    assert sorted(a.new_controls) == sorted(b.new_controls)
+    assert sorted(a.new_states) == sorted(b.new_states)
 
 
 def test_a_clients_update_does_not_depend_on_its_cohort():
@@ -100,8 +111,9 @@ def test_a_clients_update_does_not_depend_on_its_cohort():
     )
     e = ClientExecutor(spec, x, y, parts)
     g = get_flat(spec.model_fn())
-    alone = {c: e._train(g, [c], 1, None, None)[0].delta for c in (2, 4, 8)}
-    together = {r.client_id: r.delta for r in e._train(g, [2, 4, 5, 8], 1, None, None)}
+    plain = ClientTerms()
+    alone = {c: e._train(g, [c], 1, {c: plain})[0].delta for c in (2, 4, 8)}
+    together = {r.client_id: r.delta for r in e._train(g, [2, 4, 5, 8], 1, dict.fromkeys([2, 4, 5, 8], plain))}
     for c, delta in alone.items():
         np.testing.assert_array_equal(together[c], delta)
 

@@ -1,7 +1,8 @@
 """The shape every FL algorithm takes (docs/architecture.md rule 1, after fedjax's algorithms/fed_avg.py).
 
 An algorithm is a frozen server state plus a pure `server_update(state, aggregate) -> state`,
-and a few flags that tell the client what to add to its local objective.
+and its client half (`client`, fl/algorithms/local.py): what a client adds to local training
+and keeps between visits.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ class ServerState:
 
 class Algorithm(Protocol):
     name: str
-    prox_mu: float  # FedProx proximal weight the client adds (0: none)
-    uses_control: bool  # SCAFFOLD: clients keep control variates
+
+    @property
+    def client(self): ...  # the client half, a `ClientHalf` (fl/algorithms/local.py)
 
     def init(self, params: np.ndarray) -> ServerState: ...
 

@@ -12,14 +12,17 @@ import numpy as np
 
 from gptfl_ray.fl.aggregate import Aggregate
 from gptfl_ray.fl.algorithms.base import ServerState
+from gptfl_ray.fl.algorithms.local import PlainClient
 
 
 @dataclass(frozen=True)
 class FedAvg:
     server_lr: float = 1.0
     name: str = "fedavg"
-    prox_mu: float = 0.0
-    uses_control: bool = False
+
+    @property
+    def client(self) -> PlainClient:
+        return PlainClient()
 
     def init(self, params: np.ndarray) -> ServerState:
         return ServerState(params=params.astype(np.float32))

@@ -9,6 +9,7 @@ import numpy as np
 
 from gptfl_ray.fl.aggregate import Aggregate
 from gptfl_ray.fl.algorithms.base import ServerState
+from gptfl_ray.fl.algorithms.local import PlainClient
 
 
 @dataclass(frozen=True)
@@ -16,8 +17,10 @@ class FedAvgM:
     server_lr: float = 1.0
     momentum: float = 0.9
     name: str = "fedavgm"
-    prox_mu: float = 0.0
-    uses_control: bool = False
+
+    @property
+    def client(self) -> PlainClient:
+        return PlainClient()
 
     def init(self, params: np.ndarray) -> ServerState:
         p = params.astype(np.float32)

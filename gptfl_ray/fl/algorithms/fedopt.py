@@ -19,6 +19,7 @@ import numpy as np
 
 from gptfl_ray.fl.aggregate import Aggregate
 from gptfl_ray.fl.algorithms.base import ServerState
+from gptfl_ray.fl.algorithms.local import PlainClient
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,10 @@ class FedOpt:
     beta1: float = 0.9
     beta2: float = 0.99
     tau: float = 1e-3
-    prox_mu: float = 0.0
-    uses_control: bool = False
+
+    @property
+    def client(self) -> PlainClient:
+        return PlainClient()
 
     @property
     def name(self) -> str:

@@ -6,9 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gptfl_ray.fl.algorithms.fedavg import FedAvg
+from gptfl_ray.fl.algorithms.local import PlainClient
 
 
 @dataclass(frozen=True)
 class FedProx(FedAvg):
     prox_mu: float = 0.01
     name: str = "fedprox"
+
+    @property
+    def client(self) -> PlainClient:
+        return PlainClient(prox_mu=self.prox_mu)

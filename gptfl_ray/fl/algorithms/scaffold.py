@@ -1,7 +1,7 @@
 """SCAFFOLD (Karimireddy et al., ICML 2020), Algorithm 1 with option II control variates.
 
 Clients correct every local gradient by (c - c_i) and return, with their model delta
-Delta y_i = y_i - x, the change of their own control variate (computed in `fl/client.py`):
+Delta y_i = y_i - x, the change of their own control variate (`ScaffoldClient`, fl/algorithms/local.py):
     c_i+ = c_i - c + (x - y_i) / (K * lr_local),   Delta c_i = c_i+ - c_i
 The server (Algorithm 1, lines 16-17) averages both uniformly over the sampled clients S:
     x <- x + lr_g * (1/|S|) sum_S Delta y_i,   c <- c + (1/N) sum_S Delta c_i
@@ -23,6 +23,7 @@ import numpy as np
 
 from gptfl_ray.fl.aggregate import Aggregate
 from gptfl_ray.fl.algorithms.base import ServerState
+from gptfl_ray.fl.algorithms.local import ScaffoldClient
 
 
 @dataclass(frozen=True)
@@ -30,18 +31,20 @@ class Scaffold:
     num_clients: int = 1  # N, the population size
     server_lr: float = 1.0
     name: str = "scaffold"
-    prox_mu: float = 0.0
-    uses_control: bool = True
+
+    @property
+    def client(self) -> ScaffoldClient:
+        return ScaffoldClient()
 
     def init(self, params: np.ndarray) -> ServerState:
         p = params.astype(np.float32)
         return ServerState(params=p, slots={"c": np.zeros_like(p)})
 
     def server_update(self, state: ServerState, agg: Aggregate) -> ServerState:
-        if agg.control_delta is None or agg.plain_delta is None:
+        if agg.extra_mean is None or agg.plain_delta is None:
             raise ValueError("SCAFFOLD needs the unweighted mean update and control-variate updates from the clients")
         params = state.params + np.float32(self.server_lr) * agg.plain_delta
-        # agg.control_delta is the mean over S; (|S|/N) * mean = (1/N) * sum over S
+        # agg.extra_mean is the mean over S; (|S|/N) * mean = (1/N) * sum over S
         frac = np.float32(agg.num_clients / self.num_clients)
-        c = state.slots["c"] + frac * agg.control_delta
+        c = state.slots["c"] + frac * agg.extra_mean
         return state.with_(params=params.astype(np.float32), round=state.round + 1, slots={"c": c.astype(np.float32)})
