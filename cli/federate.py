@@ -171,10 +171,22 @@ def federate(**kw):
     cfg = resolve_config(
         kw["config"], output_dir, kw["resume"], kw["overwrite"], overrides, kw["init"], sets=kw.get("set")
     )
-    from gptfl_ray.methods.task import load_task
+    from gptfl_ray.fl.pool import EnginePool
     from gptfl_ray.tracking import check_track
 
     check_track(kw["track"])
+    engines = EnginePool()
+    if cfg.engine.backend == "ray":
+        ensure_ray(cfg.engine.address)
+        check_resources(client_requests(cfg.engine))
+        engines.prestart(cfg)  # the actors start and import while this process loads the data
+    with engines:
+        return _federate(cfg, output_dir, kw, engines)
+
+
+def _federate(cfg, output_dir: Path, kw: dict, engines) -> dict:
+    from gptfl_ray.methods.task import load_task
+
     task = load_task(cfg)
     if kw["show_partition"]:
         from gptfl_ray.data.partition import partition_summary, partition_table
@@ -184,14 +196,11 @@ def federate(**kw):
                 partition_summary(task.parts, task.dataset.y_train, task.dataset.num_classes), task.dataset.class_names
             )
         )
-    if cfg.engine.backend == "ray":
-        ensure_ray(cfg.engine.address)
-        check_resources(client_requests(cfg.engine))
     with RunLock(output_dir):
         if kw["overwrite"]:
             clear_run(output_dir, FEDERATE_STATE)
         write_config_section(output_dir, "federate", cfg)
-        res = _run(cfg, task, output_dir, kw)
+        res = _run(cfg, task, output_dir, kw, engines)
     console.print(
         results_table(
             f"{cfg.fl.strategy}: {cfg.data.dataset}, {cfg.data.clients} clients, {res.num_params:,} parameters",
@@ -220,7 +229,7 @@ def default_federate_dir(init: str | None) -> Path:
     return Path(DEFAULT_RUN) / "federate" / ("gptfl" if init else "fedavg")
 
 
-def _run(cfg, task, output_dir: Path, kw: dict):
+def _run(cfg, task, output_dir: Path, kw: dict, engines):
     from gptfl_ray.fl.loop import run_federation
     from gptfl_ray.plots import partition_plot
     from gptfl_ray.tracking import Tracker
@@ -238,7 +247,9 @@ def _run(cfg, task, output_dir: Path, kw: dict):
             progress.update(bar, completed=m["round"], **({"status": status} if status else {}))
             track_round(m)
 
-        res = run_federation(cfg, task.dataset, task.parts, output_dir, resume=kw["resume"], on_round=on_round)
+        res = run_federation(
+            cfg, task.dataset, task.parts, output_dir, resume=kw["resume"], engines=engines, on_round=on_round
+        )
         partition_plot(
             task.parts,
             task.dataset.y_train,

@@ -139,29 +139,42 @@ def _resources_text(cpus: float, gpus: float) -> str:
 
 
 class ExecutorActor:
-    """One pool slot: a `ClientExecutor` in its own worker process (wrapped by `ray.remote`)."""
+    """One pool slot: a `ClientExecutor` in its own worker process (wrapped by `ray.remote`).
 
-    def __init__(self, spec: ExecutorSpec, data: tuple[np.ndarray, np.ndarray, PackedParts], client_gpus: float):
+    Started blank: the process imports torch and the executor and picks its device while the
+    driver is still loading data; `load` then hands it a spec and a training set (again for
+    another training set, fl/pool.py)."""
+
+    def __init__(self, client_gpus: float):
+        import torch
+
         # Object-store arrays are read-only; torch warns once about that, but the executor only
         # ever reads them (indexing copies).
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         self.note = ""
-        device = "cpu"
+        self.device = "cpu"
         self.gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         if self.gpu_ids:
-            import torch
-
             if torch.cuda.is_available():
-                device = "cuda"  # Ray set CUDA_VISIBLE_DEVICES, so this is the assigned GPU
+                self.device = "cuda"  # Ray set CUDA_VISIBLE_DEVICES, so this is the assigned GPU
                 if 0 < client_gpus < 1:
                     # Ray's fractions only schedule; without this one actor may take the card.
                     torch.cuda.set_per_process_memory_fraction(float(client_gpus), 0)
             else:
                 # Reported to the driver, which logs it once for the pool.
                 self.note = f"Ray assigned GPU {','.join(self.gpu_ids)} but torch sees no CUDA device; running on CPU"
+        # The first optimizer built imports torch._dynamo (~2 s CPU): paid here, before any data.
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        self.executor = None
+        self.zero_copy = False
+
+    def load(self, spec: ExecutorSpec, data: tuple[np.ndarray, np.ndarray, PackedParts]) -> dict[str, Any]:
+        """A spec and a training set (read zero-copy from the object store); returns `info()`."""
         x, y, parts = data
         self.zero_copy = not x.flags.writeable  # a read-only view of the object store, not a copy
-        self.executor = ClientExecutor(spec, x, y, parts, device=device)
+        self.executor = None  # the previous training set's executor goes before the new one is built
+        self.executor = ClientExecutor(spec, x, y, parts, device=self.device)
+        return self.info()
 
     def configure(self, spec: ExecutorSpec) -> str:
         """A new executor spec on the data this actor already holds (fl/pool.py)."""
@@ -174,8 +187,8 @@ class ExecutorActor:
             "pid": os.getpid(),
             "node_id": ctx.get_node_id(),
             "gpu_ids": self.gpu_ids,
-            "device": str(self.executor.device),
-            "executor": self.executor.mode,
+            "device": str(self.executor.device) if self.executor else self.device,
+            "executor": self.executor.mode if self.executor else None,
             "note": self.note,
             "zero_copy": self.zero_copy,
         }
@@ -195,15 +208,18 @@ class RayEngine:
 
     def __init__(
         self,
-        spec: ExecutorSpec,
-        x: np.ndarray,
-        y: np.ndarray,
-        parts: Sequence[np.ndarray],
+        spec: ExecutorSpec | None,
+        x: np.ndarray | None = None,
+        y: np.ndarray | None = None,
+        parts: Sequence[np.ndarray] | None = None,
         cfg: EngineConfig | None = None,
         *,
         max_replacements: int = 3,
         ready_timeout_s: float = 600.0,
     ):
+        """Starts the actors; with a spec, also loads the training set and waits until every
+        actor is ready. `spec=None` only starts them (`EnginePool.prestart`): their processes
+        start and import while the caller goes on, and `load` follows."""
         cfg = cfg or EngineConfig(backend="ray")
         self.cfg = cfg
         self.max_replacements = max_replacements
@@ -211,15 +227,19 @@ class RayEngine:
         self.replacements = 0  # actors replaced after dying, over the engine's life
         self._actors: list = []
         self._closed = False
+        self._given = self._spec = self._data_ref = None
+        self.actor_info: list[dict] = []
         # Joins --address, or starts a private Ray on 127.0.0.1; reuses one already running.
         self._started_ray = ensure_ray(cfg.address)
         try:
-            self._build_pool(spec, x, y, parts)
+            self._start_actors()
+            if spec is not None:
+                self.load(spec, x, y, parts)
         except BaseException:
             self.close()
             raise
 
-    def _build_pool(self, spec, x, y, parts) -> None:
+    def _start_actors(self) -> None:
         cfg = self.cfg
         capacity = pool_size_from_resources(ray.nodes(), cfg.client_cpus, cfg.client_gpus)
         total = sum(capacity.values())
@@ -235,15 +255,22 @@ class RayEngine:
                 "--num-actors", f"{cfg.num_actors} actors of {need} do not fit; the cluster holds {total}"
             )
         self._slots = _placement(capacity, cfg.num_actors)
+        self._actors = [self._new_actor(node_id) for node_id in self._slots]  # not waited for here
+
+    def load(self, spec: ExecutorSpec, x: np.ndarray, y: np.ndarray, parts: Sequence[np.ndarray]) -> None:
+        """A spec and a training set for every actor (again for another training set: the
+        processes stay); returns when all are ready."""
         self._given, self._spec = spec, self._actor_spec(spec)
         # One copy of the training set per node (object store), read zero-copy by every actor.
         packed = PackedParts.pack(parts)
         self._data_ref = ray.put((np.ascontiguousarray(x), np.ascontiguousarray(y), packed))
         self._sizes = np.diff(packed.offsets)  # samples per client
-        self._actors = [self._new_actor(node_id) for node_id in self._slots]
         try:
-            self.actor_info = ray.get([a.info.remote() for a in self._actors], timeout=self.ready_timeout_s)
+            self.actor_info = ray.get(
+                [a.load.remote(self._spec, self._data_ref) for a in self._actors], timeout=self.ready_timeout_s
+            )
         except GetTimeoutError:
+            need = _resources_text(self.cfg.client_cpus, self.cfg.client_gpus)
             raise RuntimeError(
                 f"{len(self._actors)} executor actors of {need} did not start in time; is the cluster busy?"
             ) from None
@@ -259,7 +286,7 @@ class RayEngine:
             # Soft: follow the per-node sizing, but a replacement may land elsewhere if the
             # node is gone.
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=True),
-        ).remote(self._spec, self._data_ref, self.cfg.client_gpus)
+        ).remote(self.cfg.client_gpus)
 
     def _replace(self, i: int) -> None:
         try:
@@ -267,6 +294,7 @@ class RayEngine:
         except Exception:  # already gone
             pass
         self._actors[i] = self._new_actor(self._slots[i])
+        self._actors[i].load.remote(self._spec, self._data_ref)  # runs before any task sent after it
         self.replacements += 1
 
     def _actor_spec(self, spec: ExecutorSpec) -> ExecutorSpec:

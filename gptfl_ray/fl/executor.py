@@ -240,6 +240,10 @@ class LocalEngine:
         """A new executor spec on the same training set (fl/pool.py)."""
         self.executor = self.executor.with_spec(spec)
 
+    def load(self, spec: ExecutorSpec, x, y, parts) -> None:
+        """A spec and another training set (fl/pool.py)."""
+        self.executor = ClientExecutor(spec, x, y, parts, device=str(self.executor.device))
+
     def run_round(self, global_params, client_ids, round_idx, broadcast=None, states=None, dp_clip=None) -> RoundResult:
         return self.executor.run(global_params, client_ids, round_idx, broadcast, states, dp_clip)
 

@@ -7,9 +7,13 @@ for the whole run: `run_federation` asks it for an engine, and as long as the en
 (backend, actors, CPUs/GPUs per actor, address) and the training set are the same, it gets the
 running one back, re-configured in place for the new executor spec (model, local training,
 seed, strategy) when that differs. The actors keep their processes and their zero-copy view of
-the training set; only the executor inside them is rebuilt. A client's update depends on
-(spec, seed, round, client id) alone, never on what the executor ran before, so a reused pool
-gives exactly what a fresh one gives (tests/fl/test_pool.py).
+the training set; only the executor inside them is rebuilt. Another training set is loaded into
+the same actors. A client's update depends on (spec, seed, round, client id) alone, never on
+what the executor ran before, so a reused pool gives exactly what a fresh one gives
+(tests/fl/test_pool.py).
+
+`prestart` starts the Ray actors before the data and the spec exist: their processes start and
+import torch while the driver imports and loads the data set, instead of after it.
 """
 
 from __future__ import annotations
@@ -29,32 +33,45 @@ def make_engine(cfg: FederateConfig, spec: ExecutorSpec, x, y, parts):
 
 
 class EnginePool:
-    """Hands out one engine at a time, reused while the engine settings and training set match."""
+    """Hands out one engine at a time, reused while the engine settings match."""
 
     def __init__(self) -> None:
         self._engine = None
-        self._key = None  # (engine settings, dataset, parts) the engine was built for
+        self._key = None  # (engine settings, dataset, parts) the engine holds; data None: none yet
         self.builds = 0  # engines started over the pool's life
-        self.reuses = 0  # federations that got the running engine back
+        self.loads = 0  # training sets loaded into them
+        self.reuses = 0  # federations that got the running engine back with its training set
+
+    def prestart(self, cfg: FederateConfig) -> None:
+        """Start the Ray actors now (Ray itself too, unless it runs), without data; the next
+        `get` with the same engine settings loads its training set into them."""
+        if cfg.engine.backend != "ray" or self._engine is not None:
+            return
+        from gptfl_ray.fl.engine import RayEngine
+
+        self._engine = RayEngine(None, cfg=cfg.engine)
+        self._key = (cfg.engine, None, None)
+        self.builds += 1
 
     def get(self, cfg: FederateConfig, spec: ExecutorSpec, dataset, parts):
-        key = (cfg.engine, dataset, parts)
-        if self._engine is not None and self._same(key):
-            if self._engine.spec != spec:
-                self._engine.configure(spec)
-            self.reuses += 1
-            return self._engine
-        self.close()
-        x = dataset.prepare(dataset.x_train)
-        self._engine = make_engine(cfg, spec, x, dataset.y_train.astype(np.int64), parts)
-        self._key = key
-        self.builds += 1
+        if self._engine is not None and self._key[0] == cfg.engine:
+            _, ds, held = self._key
+            # The data by identity (the pool holds references, so an id is never reused meanwhile).
+            if ds is dataset and held is parts:
+                if self._engine.spec != spec:
+                    self._engine.configure(spec)
+                self.reuses += 1
+                return self._engine
+            x = dataset.prepare(dataset.x_train)
+            self._engine.load(spec, x, dataset.y_train.astype(np.int64), parts)
+        else:
+            self.close()
+            x = dataset.prepare(dataset.x_train)
+            self._engine = make_engine(cfg, spec, x, dataset.y_train.astype(np.int64), parts)
+            self.builds += 1
+        self._key = (cfg.engine, dataset, parts)
+        self.loads += 1
         return self._engine
-
-    def _same(self, key) -> bool:
-        eng, ds, parts = self._key
-        # The data by identity (the pool holds references, so an id is never reused meanwhile).
-        return eng == key[0] and ds is key[1] and parts is key[2]
 
     def close(self) -> None:
         if self._engine is not None:

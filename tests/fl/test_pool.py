@@ -45,12 +45,14 @@ def test_local_pool_is_reused_and_reconfigured(task, tmp_path):
     assert not np.array_equal(pooled[0], pooled[2])  # fedprox's spec really reached the executor
 
 
-def test_other_engine_settings_or_data_start_a_new_engine(task, tmp_path):
+def test_other_data_loads_into_the_engine_other_settings_start_a_new_one(task, tmp_path):
     ds, parts = task
     with EnginePool() as pool:
         run_federation(_cfg("local", "fedavg"), ds, parts, tmp_path / "a", engines=pool)
         run_federation(_cfg("local", "fedavg"), ds, [p.copy() for p in parts], tmp_path / "b", engines=pool)
-        assert pool.builds == 2
+        assert (pool.builds, pool.loads, pool.reuses) == (1, 2, 0)
+        run_federation(_cfg("local", "fedavg", client_cpus=0.5), ds, parts, tmp_path / "c", engines=pool)
+        assert (pool.builds, pool.loads) == (2, 3)
 
 
 @pytest.mark.ray
@@ -66,5 +68,26 @@ def test_ray_pool_keeps_its_actors_across_federations(ray_runtime, task, tmp_pat
         assert (pool.builds, pool.reuses) == (1, 1)
         assert pids[0] == pids[1]  # the same actor processes ran both federations
         assert pool._engine.spec.client.prox_mu == cfgs[1].fl.prox_mu
+    for a, b in zip(fresh, pooled):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.ray
+def test_prestarted_actors_take_the_data_later_and_another_data_set_after(ray_runtime, task, tmp_path):
+    """Actors started before any data (`prestart`) give what a fresh engine gives, and a second
+    training set goes into the same processes."""
+    ds, parts = task
+    other = partition(ds.y_train, CLIENTS, "dirichlet", 1, alpha=0.5)
+    cfg = _cfg("ray", "fedavg", num_actors=2)
+    fresh = [run_federation(cfg, ds, p, tmp_path / f"f{i}").params for i, p in enumerate((parts, other))]
+    with EnginePool() as pool:
+        pool.prestart(cfg)
+        assert pool._engine.actor_info == []  # started, not waited for, no data yet
+        pooled, pids = [], []
+        for i, p in enumerate((parts, other)):
+            pooled.append(run_federation(cfg, ds, p, tmp_path / f"p{i}", engines=pool).params)
+            pids.append(sorted(info["pid"] for info in pool._engine.actor_info))
+        assert (pool.builds, pool.loads, pool.reuses) == (1, 2, 0)
+        assert pids[0] == pids[1]
     for a, b in zip(fresh, pooled):
         np.testing.assert_array_equal(a, b)
