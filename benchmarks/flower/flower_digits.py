@@ -3,14 +3,17 @@
 The same task as
 
     gptfl-ray federate --dataset digits --model cnn --clients 50 --partition dirichlet --alpha 0.1 \
-        --clients-per-round 10 --rounds 30 --local-epochs 2 --batch-size 16 --lr 0.05 \
-        --momentum 0.9 --seed 0
+        --clients-per-round 10 --rounds 30 --local-epochs 1 --batch-size 10 --lr 0.05 \
+        --momentum 0 --seed 0
+
+(issue 14's workload, the defaults here; bench_flower.py passes its older 2 epochs / batch 16 /
+momentum 0.9 explicitly)
 
 built from gptfl-ray's own code so that only the FL framework differs: the data set
 (`load_dataset('digits', seed)` + `prepare`), the Dirichlet split, the model (`build_model('cnn')`
 after `torch.manual_seed(seed)`), the local SGD loop (`client_update`, with the same per-client
-seed derivation) and the test-set evaluation. Flower does the rest with its current
-message API (flwr 1.41): a `ClientApp` with a `@train()` function, a `ServerApp` whose main runs
+seed derivation) and the server-side evaluation (`HeldOut`: test and validation split, as the
+CLI's). Flower does the rest with its current message API (flwr 1.41 and 1.42): a `ClientApp` with a `@train()` function, a `ServerApp` whose main runs
 `flwr.serverapp.strategy.FedAvg.start(...)` (weighted by "num-examples", fraction_train =
 10/50 with min_train_nodes = 10, no client-side evaluation, a server-side `evaluate_fn` after
 every round as gptfl-ray's `--eval-every 1`), launched with `flwr.simulation.run_simulation`
@@ -55,11 +58,11 @@ from flwr.serverapp.strategy import FedAvg  # noqa: E402
 
 from gptfl_ray.data import load_dataset, partition  # noqa: E402
 from gptfl_ray.fl.client import LocalTrainConfig, client_update  # noqa: E402
-from gptfl_ray.fl.metrics import evaluate  # noqa: E402
-from gptfl_ray.seeding import client_seed
-from gptfl_ray.fl.sampler import sample_clients
+from gptfl_ray.fl.metrics import HeldOut  # noqa: E402
+from gptfl_ray.fl.sampler import sample_clients  # noqa: E402
 from gptfl_ray.models.params import get_flat  # noqa: E402
 from gptfl_ray.models.registry import build_model  # noqa: E402
+from gptfl_ray.seeding import client_seed  # noqa: E402
 
 DATASET, MODEL = "digits", "cnn"
 
@@ -136,12 +139,11 @@ def server_main(grid: Grid, context: Context) -> None:
     random.seed(a.seed)
     ds, _ = build_task(a.seed, a.clients, a.alpha)
     model = build_global_model(ds, a.seed)
-    x_test = torch.from_numpy(ds.prepare(ds.x_test))
-    y_test = torch.from_numpy(ds.y_test.astype(np.int64))
+    held_out = HeldOut(ds)  # the CLI's evaluation: test split, and validation where there is one
 
     def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         model.load_state_dict(arrays.to_torch_state_dict())
-        m = evaluate(model, None, x_test, y_test)
+        m = held_out(model, None)
         TIMELINE["round_end_s"][server_round] = time.perf_counter() - T_START
         RESULT["history"].append({"round": server_round, **m})
         return MetricRecord({"accuracy": m["accuracy"], "loss": m["loss"]})
@@ -172,10 +174,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--alpha", type=float, default=0.1)
     p.add_argument("--clients-per-round", type=int, default=10)
     p.add_argument("--rounds", type=int, default=30)
-    p.add_argument("--local-epochs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--local-epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--momentum", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--client-cpus", type=float, default=1.0,
                    help="CPUs per virtual client (Flower's default is 2; 1 gives two actors on two cores)")
@@ -240,6 +242,7 @@ def main(argv=None, t_start: float | None = None) -> dict:
         "rounds_2_to_last_s": round(ends[a.rounds] - ends[1], 3) if a.rounds > 1 else None,
         "round_end_s": {str(k): round(v, 3) for k, v in sorted(ends.items())},
         **sampler.report(),
+        "round0_accuracy": hist[0]["accuracy"],
         "final_accuracy": hist[-1]["accuracy"],
         "final_loss": hist[-1]["loss"],
         "accuracy_by_round": [round(h["accuracy"], 4) for h in hist],
