@@ -26,7 +26,9 @@ def verbose() -> bool:
 
 def quiet_ray_logs() -> None:
     """Ray Data and Train log every dataset execution at INFO on the driver; our rich progress
-    bars already say what runs, so keep their loggers to warnings (unless `verbose()`)."""
+    bars already say what runs, so keep their loggers to warnings (unless `verbose()`).
+    Called where Ray Data or Train is used, after importing it (importing Ray Data, ~1 s, sets its
+    loggers up), not in `ensure_ray`: federating needs neither."""
     import logging
 
     import ray.data  # noqa: F401 - importing configures Ray Data's loggers; set levels after that
@@ -50,7 +52,6 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     import ray
 
-    quiet_ray_logs()
     if ray.is_initialized():
         # An explicit --address must not be ignored because this process (a test, a notebook)
         # already runs Ray: an address nobody answers on is still bad input, and another

@@ -48,6 +48,9 @@ def synthetic_train_dataset(run_dir: str | Path, dataset: Any, rows_per_block: i
     """The verified shards of `<run_dir>/synthetic/` as a lazy Ray Dataset with columns x, y."""
     import ray.data
 
+    from gptfl_ray.ray_runtime import quiet_ray_logs
+
+    quiet_ray_logs()
     manifest = read_manifest(run_dir)
     check_manifest_matches(manifest, dataset)
     paths = [str(p) for p in shard_paths(run_dir, manifest)]

@@ -287,6 +287,9 @@ def _fit_with_ray_train(
     from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from gptfl_ray.ray_runtime import quiet_ray_logs
+
+    quiet_ray_logs()
     if datasets:
         check_ingest_cpus(cfg.train_workers, float(ray.cluster_resources().get("CPU", 0)))
     storage = (out / "ray_train").resolve()

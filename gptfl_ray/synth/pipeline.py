@@ -268,6 +268,9 @@ def generator_dataset(tasks: list[dict], target: TargetFormat, cfg: GenerateConf
     """The lazy Ray Dataset: shard tasks -> actor pool of shard makers -> manifest entries."""
     import ray.data
 
+    from gptfl_ray.ray_runtime import quiet_ray_logs
+
+    quiet_ray_logs()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the CLI shows one rich bar over shards instead
     ctx.execution_options.verbose_progress = False

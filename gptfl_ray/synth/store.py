@@ -118,6 +118,9 @@ def synthetic_ray_dataset(run_dir: str | Path, dataset: Any | None = None):
     """The shards as a Ray Dataset (encoded `data` column), for Ray Train's streaming ingest."""
     import ray.data
 
+    from gptfl_ray.ray_runtime import quiet_ray_logs
+
+    quiet_ray_logs()
     manifest = read_manifest(run_dir)
     if dataset is not None:
         check_manifest_matches(manifest, dataset)
