@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from gptfl_ray.privacy.secagg import secure_sum
+from gptfl_ray.privacy.secagg.driver import secure_sum
 
 DIGITS_CNN_PARAMS = 21_546  # fallback when torch is not importable
 

@@ -77,7 +77,7 @@ def labels(**kw):
     )
     if kw["private"]:
         from gptfl_ray.privacy.labels import private_label_union
-        from gptfl_ray.privacy.secagg import SecAggAbort
+        from gptfl_ray.privacy.secagg.messages import SecAggAbort
 
         try:
             with console.status(f"{len(sets)} clients: IBLT encode, secure aggregation, decode"):

@@ -23,10 +23,10 @@ import numpy as np
 
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.aggregate import Aggregate
+from gptfl_ray.fl.aggregator import Aggregator
 from gptfl_ray.fl.devices import DeviceModel
 from gptfl_ray.fl.sampler import clients_per_round, poisson_sample, sample_among, sample_clients
 from gptfl_ray.privacy.dp import DPMechanism
-from gptfl_ray.seeding import secagg_seed
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,11 @@ class Selection:
 
 
 class CrossDevice:
-    def __init__(self, cfg, parts, num_params: int, wire_copies: int = 1, resumed: dict | None = None):
+    def __init__(
+        self, cfg, parts, num_params: int, wire_copies: int, aggregator: Aggregator, resumed: dict | None = None
+    ):
         fl = self.fl = cfg.fl
+        self.aggregator = aggregator  # plain or secure summation of DP's contributions
         self.n = len(parts)
         self.sizes = np.array([len(p) for p in parts], dtype=np.int64)
         self.k = clients_per_round(self.n, fl.sample_rate, fl.clients_per_round)
@@ -102,39 +105,13 @@ class CrossDevice:
 
     def aggregate(self, res, r: int):
         """DP's release: (Aggregate, secure-aggregation result or None, round-log fields)."""
-        dp, fl = self.dp, self.fl
+        dp = self.dp
         dim = self.num_params + (1 if dp.with_bit else 0)
         clip = self.clip
-        secagg, info = None, {}
-        if fl.secure_aggregation and res.client_vectors:
-            from gptfl_ray.privacy.quantize import quantization_error_bound
-            from gptfl_ray.privacy.secagg import SecAggAbort, secure_sum
-
-            vectors = dict(sorted(res.client_vectors.items()))
-            for cid in res.partial.dropped:  # shared keys, then vanished: unmasked by the survivors
-                vectors.setdefault(cid, np.zeros(dim))
-            try:
-                secagg = secure_sum(
-                    vectors,
-                    clip=1.0,
-                    bits=fl.secagg_bits,
-                    dropout=set(res.partial.dropped),
-                    rng_seed=secagg_seed(fl.seed, r),
-                )
-            except SecAggAbort as exc:  # a run-time outcome, not bad input (exit 1, resumable)
-                from gptfl_ray.errors import RunError
-
-                raise RunError(
-                    f"secure aggregation aborted in round {r} ({exc}); the run stops at its last checkpoint "
-                    "(--resume continues it)"
-                ) from None
-            total = secagg.total.astype(np.float64)
-            total[: self.num_params] *= clip  # uploads were contribution / C, each coordinate in [-1, 1]
-            bound = quantization_error_bound(len(secagg.survivors), 1.0, fl.secagg_bits) * clip / dp.denominator
-            secagg.extra["mean_error_bound"] = bound
-        elif res.partial.count:
-            total = res.partial.weighted
-        else:  # nobody reported: the release is noise alone, as the accountant assumes it is
+        total, secagg = self.aggregator.dp_sum(
+            res, r, clip=clip, num_params=self.num_params, denominator=dp.denominator
+        )
+        if total is None:  # nobody reported: the release is noise alone, as the accountant assumes it is
             total = np.zeros(dim)
         rel = dp.release(total, r, clip)
         self.clip = rel.next_clip

@@ -22,7 +22,8 @@ from gptfl_ray.config import FederateConfig, config_dict
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.errors import ConfigError, RunError, find_config_error
 from gptfl_ray.faults import fault_point
-from gptfl_ray.fl.aggregate import finalize
+from gptfl_ray.fl.aggregator import build_aggregator
+from gptfl_ray.fl.aggregator import secure_aggregate as secure_aggregate  # callers of fl.loop's name
 from gptfl_ray.fl.algorithms import build_algorithm
 from gptfl_ray.fl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gptfl_ray.fl.client import LocalTrainConfig
@@ -36,7 +37,6 @@ from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.io import load_model_file, save_model_file
 from gptfl_ray.models.params import get_flat
 from gptfl_ray.runio import atomic_write_text
-from gptfl_ray.seeding import secagg_seed
 
 
 @dataclass
@@ -46,44 +46,6 @@ class FederationResult:
     rounds: list[dict] = field(default_factory=list)  # every round
     num_params: int = 0
     wall_s: float = 0.0
-
-
-def secure_aggregate(res, agg, fl, round_idx):
-    """The round's weighted mean through secure aggregation (Bonawitz et al. 2017).
-
-    Each client uploads [n_i * delta_i, n_i] / S (S: the largest client, a public bound) masked;
-    the server learns only the sum, from which the weighted mean follows. Clients that dropped
-    mid-round have shared their keys already and are unmasked by the survivors. Per coordinate,
-    the mean's error is at most (survivors * clip / (2^bits - 2)) * S / sum(n_i) beyond clipping;
-    the server cannot see per-client norms, so gradient diversity is not observable (NaN).
-    """
-    from dataclasses import replace
-
-    from gptfl_ray.privacy.quantize import quantization_error_bound
-    from gptfl_ray.privacy.secagg import SecAggAbort, secure_sum
-
-    vectors = dict(sorted(res.client_vectors.items()))
-    for cid in res.partial.dropped:  # vanished after ShareKeys: their slot exists, their input never comes
-        vectors.setdefault(cid, np.zeros_like(next(iter(vectors.values()))))
-    try:
-        out = secure_sum(
-            vectors,
-            clip=fl.secagg_clip,
-            bits=fl.secagg_bits,
-            dropout=set(res.partial.dropped),
-            rng_seed=secagg_seed(fl.seed, round_idx),
-        )
-    except SecAggAbort as exc:  # too few survivors this round: a run-time outcome, not bad input
-        raise RunError(
-            f"secure aggregation aborted in round {round_idx} ({exc}); the run stops at its last checkpoint "
-            "(--resume continues it; lower --dropout or sample more clients per round)"
-        ) from None
-    total = out.total
-    weight = float(total[-1])
-    bound = quantization_error_bound(len(out.survivors), fl.secagg_clip, fl.secagg_bits) / max(weight, 1e-12)
-    out.extra["mean_error_bound"] = bound
-    delta = (total[:-1] / weight).astype(np.float32)
-    return replace(agg, delta=delta, gradient_diversity=float("nan")), out
 
 
 def _read_jsonl(path: Path, upto_round: int) -> list[dict]:
@@ -176,7 +138,8 @@ def run_federation(
             (out / name).unlink(missing_ok=True)
     _write_jsonl(out / "metrics.jsonl", history)
     _write_jsonl(out / "rounds.jsonl", rounds)
-    xdev = CrossDevice(cfg, parts, len(params0), client.wire_copies, resumed=meta.get("cross_device"))
+    aggregator = build_aggregator(fl)  # plain or secure summation, chosen once
+    xdev = CrossDevice(cfg, parts, len(params0), client.wire_copies, aggregator, resumed=meta.get("cross_device"))
 
     held_out = HeldOut(dataset)
     if state.round == 0 and not history:
@@ -252,12 +215,8 @@ def run_federation(
             if xdev.dp is not None:  # noised on the server after the (plain or secure) sum
                 agg, secagg, dp_info = xdev.aggregate(res, r)
                 extra.update(dp_info)
-            elif res.partial.count == 0:  # nobody was heard from in time: the model stays as it is
-                agg = None
-            else:
-                agg = finalize(res.partial)
-                if fl.secure_aggregation:
-                    agg, secagg = secure_aggregate(res, agg, fl, r)
+            else:  # None when nobody was heard from in time: the model stays as it is
+                agg, secagg = aggregator.mean(res, r)
             state = algo.server_update(state, agg) if agg is not None else state.with_(round=r)
             if server_hook is not None:  # server-side work moves no bytes; checkpointed below
                 state = state.with_(params=np.asarray(server_hook(state.params, r), np.float32))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from gptfl_ray.privacy.iblt import IBLTOverflowError, IBLTParams
 from gptfl_ray.privacy.labels import LabelUnionStats, private_label_union
 from gptfl_ray.privacy.quantize import quantization_error_bound
-from gptfl_ray.privacy.secagg import SecAggAbort, SecAggResult, secure_sum, secure_sum_int
+from gptfl_ray.privacy.secagg.driver import SecAggResult, secure_sum, secure_sum_int
+from gptfl_ray.privacy.secagg.messages import SecAggAbort
 
 __all__ = [
     "IBLTOverflowError",

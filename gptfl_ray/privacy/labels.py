@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.privacy import iblt
-from gptfl_ray.privacy.secagg import secure_sum_int
+from gptfl_ray.privacy.secagg.driver import secure_sum_int
 
 INITIAL_CAPACITY = 32
 MAX_CAPACITY = 1 << 16
