@@ -4,12 +4,14 @@ every command shares (--json, --quiet, --log-level)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -109,10 +111,21 @@ def guarded(fn: F) -> F:
 
 
 def jsonable(value: Any) -> Any:
-    """Plain JSON types: paths and numpy scalars as strings/numbers, tuples as lists."""
-    from gptfl_ray.runio import plain
+    """Plain JSON types: paths and numpy scalars as strings/numbers, tuples as lists; None stays
+    null (unlike `runio.plain`, TOML's converter, which drops it: TOML has no null)."""
 
-    return json.loads(json.dumps(plain(value), default=_default))
+    def walk(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            v = dataclasses.asdict(v)
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x) for x in v]
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return json.loads(json.dumps(walk(value), default=_default))
 
 
 def _default(o: Any) -> Any:

@@ -24,6 +24,17 @@ def test_json_is_the_only_thing_on_stdout(tmp_path):
     assert "final accuracy" in res.stderr  # the human output went to stderr
 
 
+def test_json_keeps_none_as_null():
+    from pathlib import Path
+
+    import numpy as np
+
+    from gptfl_ray.cli.common import jsonable
+
+    doc = {"init": None, "shape": (1, 8, 8), "dir": Path("runs/x"), "acc": np.float32(0.5), "nested": {"v": None}}
+    assert jsonable(doc) == {"init": None, "shape": [1, 8, 8], "dir": "runs/x", "acc": 0.5, "nested": {"v": None}}
+
+
 def test_json_and_quiet_for_prompts(tmp_path):
     res = runner.invoke(app, ["prompts", "--per-class", "2", "--json", "-o", str(tmp_path)])
     assert res.exit_code == 0, res.output
