@@ -1,6 +1,6 @@
 """The one translation of library setting names into the CLI's options.
 
-The library names a bad setting as it knows it (docs/architecture.md): `section.field` for a
+The library names a bad setting as it knows it (docs/architecture.md rule 9): `section.field` for a
 field of a config dataclass (`fl.clients_per_round`, `pretrain.lr`, `privacy.dp_epsilon`), the
 argument's name for a plain function's keyword (`output_dir`, `resume`), and in a problem text
 a setting between backticks ("must be <= `data.clients`"). Only the CLI knows which option

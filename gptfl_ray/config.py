@@ -1,8 +1,9 @@
 """Frozen, validated configuration per stage (docs/architecture.md rule 9).
 
 Typer options and TOML presets both fill these dataclasses; a bad value fails on construction,
-before any work starts, with one line naming the option. `config.toml` in a run directory holds
-one table per dataclass, so a run repeats from its seed and that file alone.
+before any work starts, with one line naming the setting (`fl.lr`; the CLI prints its flag,
+cli/errors.py). `config.toml` in a run directory holds one table per dataclass, so a run
+repeats from its seed and that file alone.
 """
 
 from __future__ import annotations

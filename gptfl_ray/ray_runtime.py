@@ -175,7 +175,7 @@ def _fit(nodes: list[dict], cpus: float, gpus: float) -> int:
 
 def check_resources(requests: list[Request], nodes: list[dict] | None = None) -> None:
     """Every resource request against the cluster, before any work: a request Ray can never
-    grant would otherwise wait forever. One ConfigError naming the option that asks too much."""
+    grant would otherwise wait forever. One ConfigError naming the setting that asks too much."""
     requests = [r for r in requests if r is not None]
     if not requests:
         return
