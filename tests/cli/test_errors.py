@@ -52,6 +52,12 @@ def test_references_in_the_problem_text():
     )
 
 
+def test_a_run_error_names_flags_too():
+    # RunError is one line of text (exit 1); its settings are spelt like a ConfigError's problem
+    msg = "round 3: a client failed (OSError: x); the run stops at its last checkpoint (`resume` continues it)"
+    assert cli_text(msg).endswith("(--resume continues it)")
+
+
 def test_the_sections_are_the_configs():
     import dataclasses
 
