@@ -81,3 +81,16 @@ def test_the_cli_prints_the_flag():
     res = runner.invoke(app, ["federate", "--clients-per-round", "0", "--backend", "local"])
     assert res.exit_code == 2
     assert "--clients-per-round: must be >= 1" in res.output and "fl." not in res.output
+
+
+def test_flags_are_the_commands_own():
+    # every option's name means one flag in every command, the one cli/errors.py prints
+    from cli_helpers import commands
+
+    seen: dict[str, set[str]] = {}
+    for _, cmd in commands():
+        for p in cmd.params:
+            longs = [o for o in getattr(p, "opts", ()) if o.startswith("--")]
+            if longs and p.name in FLAGS:
+                seen.setdefault(p.name, set()).add(longs[0])
+    assert seen and all(flags == {FLAGS[name]} for name, flags in seen.items()), seen
