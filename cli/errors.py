@@ -52,7 +52,8 @@ def section_fields() -> dict[str, frozenset[str]]:
 
 def flag_for(setting: str) -> str | None:
     """The option that fills a library setting (`pretrain.lr` -> `--pretrain-lr`), or None when
-    `setting` names no option (a TOML table, a file, a library-internal name)."""
+    no option fills it (a TOML table, a file, a library-internal name, or a setting only TOML and
+    --set reach, such as `prompts.llm_max_new_tokens`: then its key is what the user types)."""
     if not _NAME.fullmatch(setting):
         return None
     section, _, field = setting.rpartition(".")
@@ -64,7 +65,7 @@ def flag_for(setting: str) -> str | None:
         option = setting
     else:
         return None
-    return FLAGS.get(option, "--" + option.replace("_", "-"))
+    return FLAGS.get(option)
 
 
 def cli_subject(subject: str) -> str:
