@@ -97,9 +97,13 @@ def guarded(fn: F) -> F:
             with output_mode(as_json, quiet, log_level):
                 result = fn(*args, **kwargs)
         except ConfigError as exc:
-            raise one_line_error(str(exc)) from None
+            from gptfl_ray.cli.errors import cli_error  # settings named by their options
+
+            raise one_line_error(str(cli_error(exc))) from None
         except RunError as exc:
-            raise one_line_error(str(exc), 1, "failed") from None
+            from gptfl_ray.cli.errors import cli_text
+
+            raise one_line_error(cli_text(str(exc)), 1, "failed") from None
         except KeyboardInterrupt:
             err_console.print(f"interrupted; {hint}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=130) from None

@@ -82,8 +82,6 @@ def labels(**kw):
         try:
             with console.status(f"{len(sets)} clients: IBLT encode, secure aggregation, decode"):
                 counts, stats = private_label_union(sets, kw["capacity"], seed=seed, dropout=dropped, rng_seed=seed)
-        except ConfigError as exc:  # IBLTOverflowError included: the library names it "capacity"
-            raise ConfigError("--capacity" if exc.subject == "capacity" else exc.subject, exc.problem) from None
         except SecAggAbort as exc:
             raise ConfigError("--dropout", str(exc)) from None
         info = {

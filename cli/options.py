@@ -58,7 +58,14 @@ def choice(name: str, optional: bool = True) -> Any:
     return Optional[lit] if optional else lit
 
 
+# Every option's flag by its name, as `opt` declares them ("compile_unet" -> "--compile"): how
+# cli/errors.py names a library setting by the option that fills it.
+FLAGS: dict[str, str] = {}
+
+
 def opt(name: str, annotation: Any, default: Any, help: str, *flags: str) -> inspect.Parameter:
+    long = [f.split("/")[0] for f in flags if f.startswith("--")]
+    FLAGS.setdefault(name, long[0] if long else "--" + name.replace("_", "-"))
     return P(name, P.KEYWORD_ONLY, default=typer.Option(default, *flags, help=help), annotation=annotation)
 
 
@@ -233,6 +240,25 @@ TRACK_OPTIONS = [
     opt("mlflow_uri", Optional[str], None, "MLflow tracking URI (default: a file store in <run>/mlruns)."),
     opt("mlflow_experiment", str, "gptfl-ray", "MLflow experiment name."),
 ]
+# Options named otherwise than the config field they fill, {option: field}, per section (every
+# other option is its field's name with dashes). Commands route their options with these, and
+# cli/errors.py reads them back to name a library error's setting by its option.
+MODEL_FIELDS = {"model": "name"}  # --model is ModelConfig.name
+# PretrainConfig's fields are spelt --pretrain-* everywhere (--lr is the FL clients' learning rate).
+PRETRAIN_FIELDS = {
+    "pretrain_epochs": "epochs",
+    "pretrain_lr": "lr",
+    "pretrain_weight_decay": "weight_decay",
+    "pretrain_batch_size": "batch_size",
+    "pretrain_momentum": "momentum",
+}
+GENERATE_FIELDS = {
+    "gen_model": "model",
+    "model_revision": "revision",
+    "gen_batch_size": "batch_size",
+    "compile_unet": "compile",
+}
+FGL_FIELDS = {"fgl_prompts": "prompts", "fgl_rounds": "rounds"}
 FEDERATE_KEYS = [
     p.name
     for group in (DATA_OPTIONS, MODEL_OPTIONS, FL_OPTIONS, DP_OPTIONS, DEVICE_OPTIONS, ENGINE_OPTIONS)

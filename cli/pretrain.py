@@ -49,7 +49,7 @@ def pretrain_cmd(**kw):
 
     fed = {k: kw[k] for k in ("dataset", "data_dir", "model", "norm", "address", "seed")}
     file_cfg = load_config(kw["config"], kw["set"])
-    sim = simulate_config(file_cfg, {"federate": fed, "pretrain": pretrain_options(kw, file_cfg)})
+    sim = simulate_config(file_cfg, {"federate": fed, "pretrain": pretrain_options(kw)})
     cfg, data, mcfg = sim.pretrain, sim.federate.data, sim.federate.model
     check_model(mcfg.name, mcfg.norm)
     ds = load_dataset(data.dataset, data_dir=data.data_dir, seed=cfg.seed)

@@ -16,9 +16,12 @@ from gptfl_ray.cli.options import (
     DP_OPTIONS,
     ENGINE_OPTIONS,
     FEDERATE_KEYS,
+    FGL_FIELDS,
     FL_OPTIONS,
+    GENERATE_FIELDS,
     MODEL_OPTIONS,
     OUTPUT_OPTIONS,
+    PRETRAIN_FIELDS,
     RUN_OPTIONS,
     TRACK_OPTIONS,
     choice,
@@ -161,49 +164,13 @@ def split_options(kw: dict) -> dict[str, dict]:
             "variants": method_variants(kw.get("method"), kw["variants"]),
             **{k: kw[k] for k in ("target_accuracy", "init_pretrained")},
         },
-        "fgl": {
-            "prompts": kw.get("fgl_prompts"),
-            "captioner": kw.get("captioner"),
-            "rounds": kw.get("fgl_rounds"),
-            "server_finetune_epochs": kw.get("server_finetune_epochs"),
-        },
+        "fgl": {FGL_FIELDS.get(p.name, p.name): kw.get(p.name) for p in FGL_OPTIONS if p.name != "method"},
     }
 
 
-# PretrainConfig names its fields' options as `gptfl-ray pretrain` once spelt them; the CLI
-# spells them --pretrain-* everywhere (--lr is the FL clients' learning rate).
-PRETRAIN_FIELDS = {
-    "epochs": "pretrain_epochs",
-    "lr": "pretrain_lr",
-    "weight_decay": "pretrain_weight_decay",
-    "batch_size": "pretrain_batch_size",
-    "momentum": "pretrain_momentum",
-    "augment": "augment",
-    "train_workers": "train_workers",
-    "train_gpus": "train_gpus",
-}
-
-
-def pretrain_options(kw: dict, file_cfg: dict | None = None) -> dict:
-    """The pre-training options given on the command line (over `file_cfg`'s [pretrain]),
-    checked first so a bad value is named by its --pretrain-* option."""
-    from gptfl_ray.config import build_section
-    from gptfl_ray.errors import ConfigError
-    from gptfl_ray.pretrain.config import PretrainConfig
-
-    given = {f: kw.get(o) for f, o in PRETRAIN_FIELDS.items()}
-    layer = (file_cfg or {}).get("pretrain", {})
-    try:
-        build_section(
-            PretrainConfig,
-            layer if isinstance(layer, dict) else {},
-            {k: v for k, v in given.items() if v is not None},
-            section="pretrain",
-        )
-    except ConfigError as exc:
-        flag = {"--" + f.replace("_", "-"): "--" + o.replace("_", "-") for f, o in PRETRAIN_FIELDS.items()}
-        raise ConfigError(flag.get(exc.subject, exc.subject), exc.problem) from None
-    return given
+def pretrain_options(kw: dict) -> dict:
+    """The pre-training options given on the command line, by PretrainConfig field."""
+    return {PRETRAIN_FIELDS.get(p.name, p.name): kw.get(p.name) for p in PRETRAIN_OPTIONS}
 
 
 def method_variants(method: str | None, variants: str | None) -> str | None:
@@ -260,7 +227,6 @@ def simulate(**kw):
     if kw["resume"] and not file_cfg:
         file_cfg = read_config(run_dir)
     file_cfg = apply_sets(file_cfg, kw.get("set"))
-    pretrain_options(kw, file_cfg)
     cfg = simulate_config(file_cfg, split_options(kw))
     check_track(kw["track"])
     prepared = prepare_simulation(cfg)  # every input check first: --overwrite deletes nothing on bad input
@@ -353,11 +319,11 @@ def _present() -> None:
 
     synth = {
         **field_defaults(PromptsConfig),
-        **field_defaults(GenerateConfig, rename={"model": "gen_model"}),
+        **field_defaults(GenerateConfig, rename={f: o for o, f in GENERATE_FIELDS.items()}),
         "gen_model": "the generator's own",
         "per_class": "1x the real train size",
     }
-    pre = field_defaults(PretrainConfig, rename=PRETRAIN_FIELDS)
+    pre = field_defaults(PretrainConfig, rename={f: o for o, f in PRETRAIN_FIELDS.items()})
     present(
         "Run",
         SIM_OPTIONS,

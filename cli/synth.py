@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from gptfl_ray.cli.common import DEFAULT_RUN, console, guarded, load_config
-from gptfl_ray.cli.options import CONFIG_OPTIONS, OUTPUT_OPTIONS, choice, opt, with_options
+from gptfl_ray.cli.options import CONFIG_OPTIONS, GENERATE_FIELDS, OUTPUT_OPTIONS, choice, opt, with_options
 
 STAGE_DATA = [
     opt(
@@ -195,14 +195,8 @@ def generate_cmd(**kw):
     from gptfl_ray.synth.format import TargetFormat
     from gptfl_ray.synth.generators import generator_class
 
-    rename = {
-        "gen_model": "model",
-        "model_revision": "revision",
-        "gen_batch_size": "batch_size",
-        "compile_unet": "compile",
-    }
     keys = [p.name for p in GENERATE_OPTIONS if p.name != "overwrite"]
-    given = {rename.get(k, k): kw[k] for k in keys} | {"overwrite": kw["overwrite"] or None}
+    given = {GENERATE_FIELDS.get(k, k): kw[k] for k in keys} | {"overwrite": kw["overwrite"] or None}
     sim = stage_config(kw, generate=given)
     cfg, data = sim.generate, sim.federate.data
     from gptfl_ray.runio import RunLock, check_output_dir
@@ -286,12 +280,7 @@ def _present() -> None:
     data = {**field_defaults(DataConfig), "seed": 0}
     gen = field_defaults(
         GenerateConfig,
-        rename={
-            "model": "gen_model",
-            "revision": "model_revision",
-            "batch_size": "gen_batch_size",
-            "compile": "compile_unet",
-        },
+        rename={f: o for o, f in GENERATE_FIELDS.items()},
     )
     gen.update(
         gen_model="the generator's own", model_revision="main", speaker_embeddings="hf:regisss/cmu-arctic-xvectors"

@@ -1,8 +1,9 @@
 """Frozen, validated configuration per stage (docs/architecture.md rule 9).
 
 Typer options and TOML presets both fill these dataclasses; a bad value fails on construction,
-before any work starts, with one line naming the option. `config.toml` in a run directory holds
-one table per dataclass, so a run repeats from its seed and that file alone.
+before any work starts, with one line naming the setting (`fl.lr`; the CLI prints its flag,
+cli/errors.py). `config.toml` in a run directory holds one table per dataclass, so a run
+repeats from its seed and that file alone.
 """
 
 from __future__ import annotations
@@ -38,16 +39,16 @@ class DataConfig:
     shards_per_client: int = 2
 
     def __post_init__(self):
-        check_instance(self)
+        check_instance(self, "data")
         _check(
             self.partition in PARTITIONS,
-            "--partition",
+            "data.partition",
             f"unknown partition {self.partition!r}; choose from {', '.join(PARTITIONS)}",
         )
-        _check(self.alpha > 0, "--alpha", f"must be > 0, got {self.alpha}")
-        _check(self.clients >= 1, "--clients", f"must be >= 1, got {self.clients}")
-        _check(self.min_client_size >= 1, "--min-client-size", f"must be >= 1, got {self.min_client_size}")
-        _check(self.shards_per_client >= 1, "--shards-per-client", f"must be >= 1, got {self.shards_per_client}")
+        _check(self.alpha > 0, "data.alpha", f"must be > 0, got {self.alpha}")
+        _check(self.clients >= 1, "data.clients", f"must be >= 1, got {self.clients}")
+        _check(self.min_client_size >= 1, "data.min_client_size", f"must be >= 1, got {self.min_client_size}")
+        _check(self.shards_per_client >= 1, "data.shards_per_client", f"must be >= 1, got {self.shards_per_client}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class ModelConfig:
     norm: str = "default"  # per model: batch | group | instance | none; "group" suits non-IID FL
 
     def __post_init__(self):
-        check_instance(self, {"name": "--model"})
+        check_instance(self, "model")
 
 
 @dataclass(frozen=True)
@@ -90,40 +91,40 @@ class FLConfig:
     def __post_init__(self):
         from gptfl_ray.fl.algorithms import STRATEGIES
 
-        check_instance(self)
-        _check(self.seed >= 0, "--seed", f"must be >= 0, got {self.seed}")
+        check_instance(self, "fl")
+        _check(self.seed >= 0, "fl.seed", f"must be >= 0, got {self.seed}")
         _check(
             self.strategy in STRATEGIES,
-            "--strategy",
+            "fl.strategy",
             f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}",
         )
-        _check(self.rounds >= 0, "--rounds", f"must be >= 0, got {self.rounds}")
+        _check(self.rounds >= 0, "fl.rounds", f"must be >= 0, got {self.rounds}")
         if self.clients_per_round is not None:
-            _check(self.clients_per_round >= 1, "--clients-per-round", f"must be >= 1, got {self.clients_per_round}")
+            _check(self.clients_per_round >= 1, "fl.clients_per_round", f"must be >= 1, got {self.clients_per_round}")
         elif self.sample_rate is not None:
-            _check(0 < self.sample_rate <= 1, "--sample-rate", f"must be in (0, 1], got {self.sample_rate}")
-        _check(self.local_epochs >= 1, "--local-epochs", f"must be >= 1, got {self.local_epochs}")
-        _check(self.batch_size >= 1, "--batch-size", f"must be >= 1, got {self.batch_size}")
-        _check(self.lr > 0, "--lr", f"must be > 0, got {self.lr}")
-        _check(0 <= self.momentum < 1, "--momentum", f"must be in [0, 1), got {self.momentum}")
-        _check(self.weight_decay >= 0, "--weight-decay", f"must be >= 0, got {self.weight_decay}")
-        _check(self.prox_mu >= 0, "--prox-mu", f"must be >= 0, got {self.prox_mu}")
+            _check(0 < self.sample_rate <= 1, "fl.sample_rate", f"must be in (0, 1], got {self.sample_rate}")
+        _check(self.local_epochs >= 1, "fl.local_epochs", f"must be >= 1, got {self.local_epochs}")
+        _check(self.batch_size >= 1, "fl.batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, "fl.lr", f"must be > 0, got {self.lr}")
+        _check(0 <= self.momentum < 1, "fl.momentum", f"must be in [0, 1), got {self.momentum}")
+        _check(self.weight_decay >= 0, "fl.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _check(self.prox_mu >= 0, "fl.prox_mu", f"must be >= 0, got {self.prox_mu}")
         if self.server_lr is not None:
-            _check(self.server_lr > 0, "--server-lr", f"must be > 0, got {self.server_lr}")
-        _check(0 <= self.server_momentum < 1, "--server-momentum", f"must be in [0, 1), got {self.server_momentum}")
-        _check(0 <= self.beta1 < 1, "--beta1", f"must be in [0, 1), got {self.beta1}")
-        _check(0 <= self.beta2 < 1, "--beta2", f"must be in [0, 1), got {self.beta2}")
-        _check(self.tau > 0, "--tau", f"must be > 0, got {self.tau}")
-        _check(self.eval_every >= 1, "--eval-every", f"must be >= 1, got {self.eval_every}")
-        _check(self.checkpoint_every >= 0, "--checkpoint-every", f"must be >= 0, got {self.checkpoint_every}")
-        _check(0 <= self.dropout < 1, "--dropout", f"must be in [0, 1), got {self.dropout}")
-        _check(self.secagg_clip > 0, "--secagg-clip", f"must be > 0, got {self.secagg_clip}")
-        _check(2 <= self.secagg_bits <= 30, "--secagg-bits", f"must be in [2, 30], got {self.secagg_bits}")
+            _check(self.server_lr > 0, "fl.server_lr", f"must be > 0, got {self.server_lr}")
+        _check(0 <= self.server_momentum < 1, "fl.server_momentum", f"must be in [0, 1), got {self.server_momentum}")
+        _check(0 <= self.beta1 < 1, "fl.beta1", f"must be in [0, 1), got {self.beta1}")
+        _check(0 <= self.beta2 < 1, "fl.beta2", f"must be in [0, 1), got {self.beta2}")
+        _check(self.tau > 0, "fl.tau", f"must be > 0, got {self.tau}")
+        _check(self.eval_every >= 1, "fl.eval_every", f"must be >= 1, got {self.eval_every}")
+        _check(self.checkpoint_every >= 0, "fl.checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        _check(0 <= self.dropout < 1, "fl.dropout", f"must be in [0, 1), got {self.dropout}")
+        _check(self.secagg_clip > 0, "fl.secagg_clip", f"must be > 0, got {self.secagg_clip}")
+        _check(2 <= self.secagg_bits <= 30, "fl.secagg_bits", f"must be in [2, 30], got {self.secagg_bits}")
         if self.secure_aggregation:
             _check(
                 self.strategy != "scaffold",
-                "--secure-aggregation",
-                "SCAFFOLD's control variates are not summed securely here; use another --strategy",
+                "fl.secure_aggregation",
+                "SCAFFOLD's control variates are not summed securely here; use another `fl.strategy`",
             )
 
 
@@ -139,30 +140,30 @@ class EngineConfig:
     executor: str = "auto"
 
     def __post_init__(self):
-        check_instance(self)
+        check_instance(self, "engine")
         _check(
             self.executor in EXECUTORS,
-            "--executor",
+            "engine.executor",
             f"unknown executor {self.executor!r}; choose from {', '.join(EXECUTORS)}",
         )
         _check(
             self.backend in BACKENDS,
-            "--backend",
+            "engine.backend",
             f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}",
         )
         _check(
             self.address is None or bool(self.address.strip()),
-            "--address",
+            "engine.address",
             "is empty; give host:port, 'auto', or leave it out",
         )
-        _check(self.client_cpus > 0, "--client-cpus", f"must be > 0, got {self.client_cpus}")
+        _check(self.client_cpus > 0, "engine.client_cpus", f"must be > 0, got {self.client_cpus}")
         _check(
             0 <= self.client_gpus <= 1 or float(self.client_gpus).is_integer(),
-            "--client-gpus",
+            "engine.client_gpus",
             f"must be a fraction in [0, 1] or a whole number, got {self.client_gpus}",
         )
         if self.num_actors is not None:
-            _check(self.num_actors >= 1, "--num-actors", f"must be >= 1, got {self.num_actors}")
+            _check(self.num_actors >= 1, "engine.num_actors", f"must be >= 1, got {self.num_actors}")
 
 
 @dataclass(frozen=True)
@@ -313,12 +314,12 @@ def check_resumable(
     where: Any,
     saved: Any,
     new: Any,
-    hint: str = "pass --overwrite to start over, or use another --output-dir",
+    hint: str = "pass `overwrite` to start over, or use another `output_dir`",
 ) -> None:
     """One line naming the stage and the keys that differ, when `new` cannot continue `saved`."""
     diff = resume_diff(saved, new)
     if diff:
         shown = ", ".join(diff[:4]) + (f" (+{len(diff) - 4} more)" if len(diff) > 4 else "")
         raise ConfigError(
-            "--output-dir", f"{where} holds a {stage} stage made with other settings ({shown} differ); {hint}"
+            "output_dir", f"{where} holds a {stage} stage made with other settings ({shown} differ); {hint}"
         )

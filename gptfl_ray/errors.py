@@ -1,7 +1,10 @@
 """One exception type for bad user input.
 
-Every check that a user can trip raises `ConfigError` with a message that names the option or
-file and what is wrong. The CLI turns it into one line on stderr and exit code 2, no traceback.
+Every check that a user can trip raises `ConfigError` with a message that names the setting or
+file and what is wrong: a config field as `section.field` (`fl.clients_per_round`), a plain
+function's keyword by its name (`output_dir`), a setting inside the problem text between
+backticks. Never a CLI flag: the CLI (cli/errors.py) names the option that fills the setting,
+prints one line on stderr and exits with code 2, no traceback (docs/architecture.md rule 9).
 """
 
 

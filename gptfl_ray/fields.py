@@ -98,15 +98,15 @@ def check_layer(cls, layer: Any, section: str) -> None:
         check_value(cls, key, value, subject)
 
 
-def check_instance(obj, options: dict[str, str] | None = None) -> None:
+def check_instance(obj, section: str = "") -> None:
     """Every field of a constructed dataclass against its annotation (the catch-all for values
-    that did not pass through a TOML layer); `options` maps a field to its CLI flag."""
-    options = options or {}
+    that did not pass through a TOML layer); a bad field is named `section.field` (the bare
+    field name without a section), never by a CLI flag: cli/errors.py translates."""
     for name in field_types(type(obj)):
-        check_value(type(obj), name, getattr(obj, name), options.get(name, "--" + name.replace("_", "-")))
+        check_value(type(obj), name, getattr(obj, name), f"{section}.{name}" if section else name)
 
 
-def check_sections(cfg: Any, known, where: str = "--config") -> None:
+def check_sections(cfg: Any, known, where: str = "config") -> None:
     """Top-level keys of a TOML file: known section names only, each a table."""
     if not isinstance(cfg, dict):
         return

@@ -69,7 +69,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
                 and _host_port(address) != _host_port(current)
             ):
                 raise ConfigError(
-                    "--address",
+                    "address",
                     f"this process already runs Ray at {current}; it cannot also "
                     f"join {address!r} (call ray.shutdown() first)",
                 )
@@ -81,7 +81,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
             ray.init(address=address, configure_logging=False, log_to_driver=verbose())
         except Exception as exc:  # noqa: BLE001 - every failure to join is one line about --address
             raise ConfigError(
-                "--address", f"cannot connect to a Ray cluster at {address!r} ({str(exc).splitlines()[0]})"
+                "address", f"cannot connect to a Ray cluster at {address!r} ({str(exc).splitlines()[0]})"
             ) from None
         return True
     if os.environ[_LOOPBACK_ENV] == "0":
@@ -142,7 +142,7 @@ def check_reachable(address: str) -> None:
             pass
     except OSError as exc:
         raise ConfigError(
-            "--address", f"no Ray cluster answers at {address!r} ({hp[0]}:{hp[1]}: {exc.strerror or exc})"
+            "address", f"no Ray cluster answers at {address!r} ({hp[0]}:{hp[1]}: {exc.strerror or exc})"
         ) from None
 
 
@@ -176,7 +176,7 @@ def _fit(nodes: list[dict], cpus: float, gpus: float) -> int:
 
 def check_resources(requests: list[Request], nodes: list[dict] | None = None) -> None:
     """Every resource request against the cluster, before any work: a request Ray can never
-    grant would otherwise wait forever. One ConfigError naming the option that asks too much."""
+    grant would otherwise wait forever. One ConfigError naming the setting that asks too much."""
     requests = [r for r in requests if r is not None]
     if not requests:
         return
@@ -211,9 +211,9 @@ def client_requests(engine) -> list[Request]:
             engine.num_actors,
             engine.client_cpus,
             engine.client_gpus,
-            "--num-actors",
-            "--client-gpus",
-            "--client-cpus",
+            "engine.num_actors",
+            "engine.client_gpus",
+            "engine.client_cpus",
         )
     ]
 
@@ -222,11 +222,13 @@ def generate_request(gen) -> Request | None:
     """A GenerateConfig's Ray Data actor pool (one CPU each, Ray Data's default for actors)."""
     if gen.engine != "ray":
         return None
-    return Request("generator actor", gen.gen_actors, 1.0, gen.gen_gpus, "--gen-actors", "--gen-gpus")
+    return Request("generator actor", gen.gen_actors, 1.0, gen.gen_gpus, "generate.gen_actors", "generate.gen_gpus")
 
 
 def train_request(pre) -> Request | None:
     """A PretrainConfig's Ray Train workers (one CPU each, plus --train-gpus)."""
     if pre.train_workers == 0:
         return None
-    return Request("training worker", pre.train_workers, 1.0, pre.train_gpus, "--train-workers", "--train-gpus")
+    return Request(
+        "training worker", pre.train_workers, 1.0, pre.train_gpus, "pretrain.train_workers", "pretrain.train_gpus"
+    )

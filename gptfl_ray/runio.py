@@ -81,7 +81,7 @@ def write_config_section(run_dir: str | Path, section: str, cfg: Any) -> Path:
     return path
 
 
-def load_toml_file(path: str | Path, option: str = "--config") -> dict[str, Any]:
+def load_toml_file(path: str | Path, option: str = "config") -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(option, f"file {p} does not exist")
@@ -134,7 +134,7 @@ def write_key(stage_dir: str | Path, key: Any) -> None:
 # ------------------------------------------------------------------------ the run directory
 
 
-def check_output_dir(path: str | Path, option: str = "--output-dir") -> Path:
+def check_output_dir(path: str | Path, option: str = "output_dir") -> Path:
     """A run directory that is a file, or lies where nothing can be written, is bad input."""
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -190,9 +190,9 @@ class RunLock:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
                 os.close(fd)
                 raise ConfigError(
-                    "--output-dir",
+                    "output_dir",
                     f"{self.path.parent} is in use by another gptfl-ray command (PID {holder}); "
-                    "wait for it or use another --output-dir",
+                    "wait for it or use another `output_dir`",
                 ) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino

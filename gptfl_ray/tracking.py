@@ -132,7 +132,7 @@ def parse_track(value: str | None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
     for n in names:
         if n not in SINKS:
-            raise ConfigError("--track", f"unknown sink {n!r}; choose from {', '.join(SINKS)}")
+            raise ConfigError("track", f"unknown sink {n!r}; choose from {', '.join(SINKS)}")
     return names
 
 
@@ -140,7 +140,7 @@ def _require(module: str, sink: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise ConfigError("--track", f"{sink} needs the {module} package: pip install 'gptfl-ray[track]'")
+        raise ConfigError("track", f"{sink} needs the {module} package: pip install 'gptfl-ray[track]'")
 
 
 def check_track(track: str | None) -> tuple[str, ...]:

@@ -13,15 +13,15 @@ NODES = [
 
 
 def req(count, cpus, gpus):
-    return Request("generator actor", count, cpus, gpus, "--gen-actors", "--gen-gpus")
+    return Request("generator actor", count, cpus, gpus, "generate.gen_actors", "generate.gen_gpus")
 
 
 @pytest.mark.parametrize(
     "r, option",
     [
-        (req(1, 1, 2), "--gen-gpus"),  # one actor of 2 GPUs: no node has 2
-        (req(2, 1, 1), "--gen-actors"),  # two 1-GPU actors: one GPU in the cluster
-        (req(7, 1, 0), "--gen-actors"),  # 6 CPUs alive (the dead node does not count)
+        (req(1, 1, 2), "generate.gen_gpus"),  # one actor of 2 GPUs: no node has 2
+        (req(2, 1, 1), "generate.gen_actors"),  # two 1-GPU actors: one GPU in the cluster
+        (req(7, 1, 0), "generate.gen_actors"),  # 6 CPUs alive (the dead node does not count)
     ],
 )
 def test_requests_that_can_never_be_granted(r, option):
@@ -37,7 +37,7 @@ def test_requests_that_fit():
 def test_unreachable_address_is_quick():
     with pytest.raises(ConfigError) as exc:
         check_reachable("127.0.0.1:1")
-    assert exc.value.subject == "--address"
+    assert exc.value.subject == "address"
 
 
 @pytest.mark.ray
@@ -51,7 +51,7 @@ def test_against_a_real_ray_with_one_logical_gpu():
     ensure_ray(num_cpus=2, num_gpus=1)
     try:
         check_resources([req(1, 1, 1)])
-        with pytest.raises(ConfigError, match="--gen-gpus"):
+        with pytest.raises(ConfigError, match="generate.gen_gpus"):
             check_resources([req(1, 1, 2)])
     finally:
         ray.shutdown()

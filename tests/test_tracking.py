@@ -116,7 +116,7 @@ def test_backfill_sends_what_the_sinks_missed_once(tmp_path):
 def test_parse_and_flatten():
     assert parse_track("mlflow, tensorboard,mlflow") == ("mlflow", "tensorboard")
     assert parse_track(None) == ()
-    with pytest.raises(ConfigError, match="--track"):
+    with pytest.raises(ConfigError, match="track"):
         parse_track("wandb")
     assert flatten({"a": {"b": {"c": 1}}, "d": 2}) == {"a.b.c": 1, "d": 2}
 

@@ -62,7 +62,7 @@ def _download(root: Path) -> None:
         download_and_extract_archive(URL, str(root), filename="ESC-50-master.zip")
     except Exception as e:  # urllib, zipfile ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
-        raise ConfigError("--download", f"could not fetch ESC-50 into {root}: {reason} (needs network)") from e
+        raise ConfigError("data.download", f"could not fetch ESC-50 into {root}: {reason} (needs network)") from e
 
 
 def read_meta(base: Path) -> tuple[list[dict], tuple[str, ...]]:
@@ -73,7 +73,7 @@ def read_meta(base: Path) -> tuple[list[dict], tuple[str, ...]]:
         need = {"filename", "fold", "target", "category"}
         if not need <= set(reader.fieldnames or ()):
             raise ConfigError(
-                "--data-dir", f"{path} lacks columns {', '.join(sorted(need - set(reader.fieldnames or ())))}"
+                "data.data_dir", f"{path} lacks columns {', '.join(sorted(need - set(reader.fieldnames or ())))}"
             )
         try:
             rows = [
@@ -86,15 +86,15 @@ def read_meta(base: Path) -> tuple[list[dict], tuple[str, ...]]:
                 for r in reader
             ]
         except (TypeError, ValueError) as e:
-            raise ConfigError("--data-dir", f"{path}: fold and target must be integers ({e})") from None
+            raise ConfigError("data.data_dir", f"{path}: fold and target must be integers ({e})") from None
     names: dict[int, str] = {}
     for r in rows:
         if names.setdefault(r["target"], r["category"]) != r["category"]:
             raise ConfigError(
-                "--data-dir", f"{path}: target {r['target']} is both {names[r['target']]!r} and {r['category']!r}"
+                "data.data_dir", f"{path}: target {r['target']} is both {names[r['target']]!r} and {r['category']!r}"
             )
     if not rows or sorted(names) != list(range(len(names))):
-        raise ConfigError("--data-dir", f"{path}: targets must be 0..K-1, got {sorted(names)[:10]}")
+        raise ConfigError("data.data_dir", f"{path}: targets must be 0..K-1, got {sorted(names)[:10]}")
     return rows, tuple(readable(names[k]) for k in range(len(names)))
 
 
@@ -109,13 +109,13 @@ def load_esc50(
 ) -> Dataset:
     if not (0 < float(clip_seconds) <= CLIP_SECONDS):
         raise ConfigError(
-            "--clip-seconds", f"ESC-50 clips are {CLIP_SECONDS:g} s; choose 0 < seconds <= 5, got {clip_seconds}"
+            "clip_seconds", f"ESC-50 clips are {CLIP_SECONDS:g} s; choose 0 < seconds <= 5, got {clip_seconds}"
         )
     if int(test_fold) not in range(1, NUM_FOLDS + 1):
-        raise ConfigError("--test-fold", f"ESC-50 has folds 1..{NUM_FOLDS}, got {test_fold}")
+        raise ConfigError("test_fold", f"ESC-50 has folds 1..{NUM_FOLDS}, got {test_fold}")
     if int(val_fold) not in range(1, NUM_FOLDS + 1) or int(val_fold) == int(test_fold):
         raise ConfigError(
-            "--val-fold",
+            "val_fold",
             f"ESC-50 has folds 1..{NUM_FOLDS} and the validation fold must differ from test fold {test_fold}, got {val_fold}",
         )
     root = data_root(data_dir)
@@ -125,15 +125,15 @@ def load_esc50(
         base = _find(root)
     if base is None:
         raise ConfigError(
-            "--data-dir",
+            "data.data_dir",
             f"ESC-50 not found under {root} (pass the folder holding {FOLDER}/meta/esc50.csv and"
-            f" {FOLDER}/audio/*.wav, or --download to fetch it, 600 MB, needs network)",
+            f" {FOLDER}/audio/*.wav, or `data.download` to fetch it, 600 MB, needs network)",
         )
     rows, class_names = read_meta(base)
     missing = [r["filename"] for r in rows if not (base / "audio" / r["filename"]).is_file()]
     if missing:
         raise ConfigError(
-            "--data-dir", f"{base / 'audio'} lacks {len(missing)} clips listed in esc50.csv, e.g. {missing[0]}"
+            "data.data_dir", f"{base / 'audio'} lacks {len(missing)} clips listed in esc50.csv, e.g. {missing[0]}"
         )
 
     length = int(round(float(clip_seconds) * SAMPLE_RATE))
@@ -143,9 +143,9 @@ def load_esc50(
     test, val = fold == int(test_fold), fold == int(val_fold)
     train = ~(test | val)
     for mask, option, what in (
-        (test, "--test-fold", f"no test clips in fold {test_fold}"),
-        (val, "--val-fold", f"no validation clips in fold {val_fold}"),
-        (train, "--data-dir", f"no training clips outside folds {val_fold} and {test_fold}"),
+        (test, "test_fold", f"no test clips in fold {test_fold}"),
+        (val, "val_fold", f"no validation clips in fold {val_fold}"),
+        (train, "data.data_dir", f"no training clips outside folds {val_fold} and {test_fold}"),
     ):
         if not mask.any():
             raise ConfigError(option, f"{base}: {what}")

@@ -48,14 +48,14 @@ def partition(
         raise ConfigError("labels", f"expected a 1-D label array, got shape {labels.shape}")
     n = len(labels)
     if method not in METHODS:
-        raise ConfigError("--partition", f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        raise ConfigError("data.partition", f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if int(num_clients) != num_clients or num_clients < 1:
-        raise ConfigError("--clients", f"need at least 1 client, got {num_clients}")
+        raise ConfigError("data.clients", f"need at least 1 client, got {num_clients}")
     num_clients = int(num_clients)
     if num_clients > n:
-        raise ConfigError("--clients", f"{num_clients} clients but only {n} training samples")
+        raise ConfigError("data.clients", f"{num_clients} clients but only {n} training samples")
     if not np.isfinite(alpha) or alpha <= 0:
-        raise ConfigError("--alpha", f"the Dirichlet concentration must be > 0, got {alpha}")
+        raise ConfigError("data.alpha", f"the Dirichlet concentration must be > 0, got {alpha}")
     rng = np.random.default_rng(seed)
 
     if method == "iid":
@@ -71,11 +71,11 @@ def partition(
 
 def _dirichlet(labels, num_clients, alpha, min_client_size, rng) -> list[np.ndarray]:
     if int(min_client_size) != min_client_size or min_client_size < 1:
-        raise ConfigError("--min-client-size", f"must be an integer >= 1, got {min_client_size}")
+        raise ConfigError("data.min_client_size", f"must be an integer >= 1, got {min_client_size}")
     n = len(labels)
     if num_clients * min_client_size > n:
         raise ConfigError(
-            "--clients",
+            "data.clients",
             f"{num_clients} clients x {min_client_size} samples each needs {num_clients * min_client_size}"
             f" samples but there are only {n}",
         )
@@ -104,20 +104,20 @@ def _dirichlet(labels, num_clients, alpha, min_client_size, rng) -> list[np.ndar
         if ok and sizes.min() >= min_client_size:
             return [np.concatenate(c) if c else np.empty(0, np.int64) for c in chunks]
     raise ConfigError(
-        "--clients",
+        "data.clients",
         f"Dirichlet split (alpha={alpha}) left some of {num_clients} clients with fewer than"
         f" {min_client_size} samples in {DIRICHLET_MAX_TRIES} draws over {n} samples;"
-        " use fewer clients, a larger --alpha or a smaller --min-client-size",
+        " use fewer clients, a larger `data.alpha` or a smaller `data.min_client_size`",
     )
 
 
 def _shards(labels, num_clients, shards_per_client, rng) -> list[np.ndarray]:
     if int(shards_per_client) != shards_per_client or shards_per_client < 1:
-        raise ConfigError("--shards-per-client", f"must be an integer >= 1, got {shards_per_client}")
+        raise ConfigError("data.shards_per_client", f"must be an integer >= 1, got {shards_per_client}")
     num_shards = num_clients * int(shards_per_client)
     if num_shards > len(labels):
         raise ConfigError(
-            "--shards-per-client",
+            "data.shards_per_client",
             f"{num_clients} clients x {shards_per_client} shards = {num_shards} shards"
             f" but only {len(labels)} training samples",
         )
@@ -132,13 +132,15 @@ def _shards(labels, num_clients, shards_per_client, rng) -> list[np.ndarray]:
 
 def _natural(n, num_clients, groups, rng) -> list[np.ndarray]:
     if groups is None:
-        raise ConfigError("--partition", "natural partition needs a data set with groups (e.g. speaker ids)")
+        raise ConfigError("data.partition", "natural partition needs a data set with groups (e.g. speaker ids)")
     groups = np.asarray(groups)
     if groups.shape != (n,):
-        raise ConfigError("--partition", f"natural partition: {len(groups)} group keys for {n} samples")
+        raise ConfigError("data.partition", f"natural partition: {len(groups)} group keys for {n} samples")
     keys, inverse = np.unique(groups, return_inverse=True)
     if num_clients > len(keys):
-        raise ConfigError("--clients", f"{num_clients} clients but the natural partition has only {len(keys)} groups")
+        raise ConfigError(
+            "data.clients", f"{num_clients} clients but the natural partition has only {len(keys)} groups"
+        )
     by_group = np.argsort(inverse, kind="stable")
     starts = np.searchsorted(inverse[by_group], np.arange(len(keys) + 1))
     members = [by_group[starts[g] : starts[g + 1]] for g in range(len(keys))]

@@ -33,5 +33,5 @@ def dataset_names() -> list[str]:
 
 def load_dataset(name: str, data_dir: str | None = None, download: bool = False, seed: int = 0) -> Dataset:
     if name not in _LOADERS:
-        raise ConfigError("--dataset", f"unknown data set {name!r}; choose from {', '.join(dataset_names())}")
+        raise ConfigError("data.dataset", f"unknown data set {name!r}; choose from {', '.join(dataset_names())}")
     return _LOADERS[name](data_dir=data_dir, download=download, seed=seed)

@@ -97,14 +97,16 @@ def _download(root: Path) -> None:
     except Exception as e:  # urllib, tarfile, checksum mismatch ...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
         raise ConfigError(
-            "--download", f"could not fetch Speech Commands v2 into {root}: {reason} (needs network)"
+            "data.download", f"could not fetch Speech Commands v2 into {root}: {reason} (needs network)"
         ) from e
 
 
 def _read_list(base: Path, name: str) -> set[str]:
     path = base / name
     if not path.is_file():
-        raise ConfigError("--data-dir", f"{path} is missing; Speech Commands v2 ships it next to the keyword folders")
+        raise ConfigError(
+            "data.data_dir", f"{path} is missing; Speech Commands v2 ships it next to the keyword folders"
+        )
     return {ln.strip().replace("\\", "/") for ln in path.read_text("utf-8").splitlines() if ln.strip()}
 
 
@@ -121,21 +123,21 @@ def load_speechcommands(data_dir=None, download: bool = False, seed: int = 0, **
         base = _find(root)
     if base is None:
         raise ConfigError(
-            "--data-dir",
+            "data.data_dir",
             f"Speech Commands v2 not found under {root} (pass the folder holding"
-            f" {FOLDER}/<word>/*.wav, or --download to fetch it, 2.3 GB, needs network)",
+            f" {FOLDER}/<word>/*.wav, or `data.download` to fetch it, 2.3 GB, needs network)",
         )
     missing = [w for w in KEYWORDS if not (base / w).is_dir()]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ConfigError("--data-dir", f"{base} lacks keyword folders: {shown} (needs all 35 of v0.02)")
+        raise ConfigError("data.data_dir", f"{base} lacks keyword folders: {shown} (needs all 35 of v0.02)")
     validation = _read_list(base, "validation_list.txt")
     testing = _read_list(base, "testing_list.txt")
 
     overlap = validation & testing
     if overlap:
         raise ConfigError(
-            "--data-dir",
+            "data.data_dir",
             f"{base}: {len(overlap)} clips are in both validation_list.txt and testing_list.txt, e.g. {min(overlap)}",
         )
     files, labels, split = [], [], []  # split: 0 train, 1 validation, 2 test
@@ -148,7 +150,7 @@ def load_speechcommands(data_dir=None, download: bool = False, seed: int = 0, **
             labels.append(k)
             split.append(2 if rel in testing else 1 if rel in validation else 0)
     if not files:
-        raise ConfigError("--data-dir", f"no <speaker>{HASH_DIVIDER}<n>.wav files under {base}")
+        raise ConfigError("data.data_dir", f"no <speaker>{HASH_DIVIDER}<n>.wav files under {base}")
     files_arr = np.asarray(files)
     labels_arr = np.asarray(labels, np.int64)
     split_arr = np.asarray(split, np.int8)
@@ -158,7 +160,7 @@ def load_speechcommands(data_dir=None, download: bool = False, seed: int = 0, **
         (2, "no test clips (testing_list.txt)"),
     ):
         if not (split_arr == code).any():
-            raise ConfigError("--data-dir", f"{base}: the official lists leave {what}")
+            raise ConfigError("data.data_dir", f"{base}: the official lists leave {what}")
 
     waves = _cached_waves(base, files_arr)
     train, val, test = (split_arr == 0), (split_arr == 1), (split_arr == 2)

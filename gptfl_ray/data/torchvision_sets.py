@@ -159,12 +159,12 @@ def _open(name: str, cls, root: Path, download: bool, **kwargs):
             # MNIST's error is "Error downloading X:" then per-mirror lines; the last says why
             reason = lines[0] + (f" {lines[-1]}" if lines[0].endswith(":") and len(lines) > 1 else "")
             reason = reason[:240]
-            raise ConfigError("--download", f"could not fetch {name} into {root}: {reason} (needs network)") from e
+            raise ConfigError("data.download", f"could not fetch {name} into {root}: {reason} (needs network)") from e
     try:
         return cls(str(root), download=False, **kwargs)
     except RuntimeError as e:
         raise ConfigError(
-            "--data-dir", f"{name} not found under {root} (pass --download to fetch it, needs network)"
+            "data.data_dir", f"{name} not found under {root} (pass `data.download` to fetch it, needs network)"
         ) from e
 
 

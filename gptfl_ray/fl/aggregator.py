@@ -84,7 +84,7 @@ class SecureAggregator(Aggregator):
         except SecAggAbort as exc:  # too few survivors this round: a run-time outcome, not bad input
             raise RunError(
                 f"secure aggregation aborted in round {round_idx} ({exc}); the run stops at its last checkpoint "
-                "(--resume continues it; lower --dropout or sample more clients per round)"
+                "(`resume` continues it; lower `fl.dropout` or sample more clients per round)"
             ) from None
 
     def mean(self, res: RoundResult, round_idx: int) -> Summed:

@@ -60,15 +60,15 @@ def load_checkpoint(json_path: str | Path) -> tuple[ServerState, dict, dict[str,
         meta = json.loads(json_path.read_text("utf-8"))
         blob = tensor_path.read_bytes()
     except (OSError, ValueError) as exc:
-        raise ConfigError("--resume", f"checkpoint {json_path} is unreadable ({exc})") from None
+        raise ConfigError("resume", f"checkpoint {json_path} is unreadable ({exc})") from None
     if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
         raise ConfigError(
-            "--resume", f"checkpoint {tensor_path} is corrupt (hash mismatch); delete it to resume from an earlier one"
+            "resume", f"checkpoint {tensor_path} is corrupt (hash mismatch); delete it to resume from an earlier one"
         )
     try:
         tensors = st_load(blob)
     except Exception as exc:
-        raise ConfigError("--resume", f"checkpoint {tensor_path} is corrupt ({exc})") from None
+        raise ConfigError("resume", f"checkpoint {tensor_path} is corrupt ({exc})") from None
     slots = {k[5:]: v for k, v in tensors.items() if k.startswith("slot/")}
     client = {k[7:]: v for k, v in tensors.items() if k.startswith("client/")}
     state = ServerState(params=tensors["params"], round=int(meta["round"]), slots=slots)

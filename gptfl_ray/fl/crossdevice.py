@@ -65,8 +65,8 @@ class CrossDevice:
             saved_z = resumed.get("dp_noise_multiplier")
             if saved_z is not None and abs(saved_z - self.dp.z) > 1e-9 * max(1.0, saved_z):
                 raise ConfigError(
-                    "--rounds",
-                    f"this run's noise was calibrated for its --dp-epsilon over {resumed.get('dp_rounds')} rounds; "
+                    "fl.rounds",
+                    f"this run's noise was calibrated for its `privacy.dp_epsilon` over {resumed.get('dp_rounds')} rounds; "
                     "a resumed DP run keeps its rounds",
                 )
         self.clip = float(resumed.get("dp_clip", cfg.privacy.dp_clip))

@@ -72,34 +72,34 @@ class DeviceConfig:
     over_select: float = 1.0  # ask ceil(over_select * k) clients, keep the first k to finish
 
     def __post_init__(self):
-        check_instance(self)
+        check_instance(self, "devices")
         if self.devices is not None:
             _check(
                 self.devices in SPEEDS or _is_file(self.devices),
-                "--devices",
+                "devices.devices",
                 f"unknown device model {self.devices!r}; choose from {', '.join(SPEEDS)} or a FedScale .pkl/.json device-capacity file",
             )
         _check(
             self.availability in AVAILABILITIES or _is_file(self.availability),
-            "--availability",
+            "devices.availability",
             f"unknown availability {self.availability!r}; choose from {', '.join(AVAILABILITIES)} or a FedScale .pkl/.json trace",
         )
-        _check(self.sec_per_sample > 0, "--sec-per-sample", f"must be > 0, got {self.sec_per_sample}")
-        _check(self.bandwidth_kbps > 0, "--bandwidth-kbps", f"must be > 0, got {self.bandwidth_kbps}")
-        _check(self.speed_sigma >= 0, "--speed-sigma", f"must be >= 0, got {self.speed_sigma}")
-        _check(0 < self.avail_p <= 1, "--avail-p", f"must be in (0, 1], got {self.avail_p}")
-        _check(self.diurnal_period > 0, "--diurnal-period", f"must be > 0, got {self.diurnal_period}")
+        _check(self.sec_per_sample > 0, "devices.sec_per_sample", f"must be > 0, got {self.sec_per_sample}")
+        _check(self.bandwidth_kbps > 0, "devices.bandwidth_kbps", f"must be > 0, got {self.bandwidth_kbps}")
+        _check(self.speed_sigma >= 0, "devices.speed_sigma", f"must be >= 0, got {self.speed_sigma}")
+        _check(0 < self.avail_p <= 1, "devices.avail_p", f"must be in (0, 1], got {self.avail_p}")
+        _check(self.diurnal_period > 0, "devices.diurnal_period", f"must be > 0, got {self.diurnal_period}")
         if self.deadline is not None:
-            _check(self.deadline > 0, "--deadline", f"must be > 0 seconds, got {self.deadline}")
-        _check(self.over_select >= 1, "--over-select", f"must be >= 1, got {self.over_select}")
-        for option, value in (("--devices", self.devices), ("--availability", self.availability)):
+            _check(self.deadline > 0, "devices.deadline", f"must be > 0 seconds, got {self.deadline}")
+        _check(self.over_select >= 1, "devices.over_select", f"must be >= 1, got {self.over_select}")
+        for option, value in (("devices.devices", self.devices), ("devices.availability", self.availability)):
             if value is not None and _is_file(value):  # found missing before anything is written
                 _check(Path(value).is_file(), option, f"trace file {value} does not exist")
         if self.devices is None:
             _check(
                 self.deadline is None and self.over_select == 1 and self.availability == "always",
-                "--devices",
-                "--deadline, --over-select and --availability need a device model (--devices lognormal, uniform or a trace file)",
+                "devices.devices",
+                "`devices.deadline`, `devices.over_select` and `devices.availability` need a device model (`devices.devices` lognormal, uniform or a trace file)",
             )
 
     @property
@@ -145,23 +145,23 @@ def load_trace(path: str, option: str) -> list[dict]:
 
 
 def _capacity_from_trace(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = load_trace(path, "--devices")
+    rows = load_trace(path, "devices.devices")
     try:
         comp = np.array([float(r["computation"]) for r in rows])
         comm = np.array([float(r["communication"]) for r in rows])
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(
-            "--devices", f"{path}: every client needs numeric 'computation' and 'communication' ({exc})"
+            "devices.devices", f"{path}: every client needs numeric 'computation' and 'communication' ({exc})"
         ) from None
     if not (np.all(comp > 0) and np.all(comm > 0)):
-        raise ConfigError("--devices", f"{path}: 'computation' and 'communication' must be > 0")
+        raise ConfigError("devices.devices", f"{path}: 'computation' and 'communication' must be > 0")
     idx = np.arange(n) % len(rows)
     # FedScale: 'computation' is inference ms per sample; a training pass costs about 3x that.
     return 3.0 * comp[idx] / 1000.0, comm[idx]
 
 
 def _availability_from_trace(path: str, n: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    rows = load_trace(path, "--availability")
+    rows = load_trace(path, "devices.availability")
     out = []
     for r in rows:
         try:
@@ -170,11 +170,11 @@ def _availability_from_trace(path: str, n: int) -> list[tuple[np.ndarray, np.nda
             fin = float(r["finish_time"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
-                "--availability", f"{path}: every client needs 'active', 'inactive' and 'finish_time' ({exc})"
+                "devices.availability", f"{path}: every client needs 'active', 'inactive' and 'finish_time' ({exc})"
             ) from None
         if len(act) != len(ina) or fin <= 0:
             raise ConfigError(
-                "--availability", f"{path}: 'active' and 'inactive' must pair up and 'finish_time' be > 0"
+                "devices.availability", f"{path}: 'active' and 'inactive' must pair up and 'finish_time' be > 0"
             )
         out.append((act, ina, fin))
     return [out[i % len(out)] for i in range(n)]

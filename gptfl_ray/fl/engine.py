@@ -245,14 +245,14 @@ class RayEngine:
         total = sum(capacity.values())
         need = _resources_text(cfg.client_cpus, cfg.client_gpus)
         if total == 0:
-            option = "--client-gpus" if cfg.client_gpus > 0 else "--client-cpus"
+            option = "engine.client_gpus" if cfg.client_gpus > 0 else "engine.client_cpus"
             raise ConfigError(
                 option, f"no Ray node has room for one client actor of {need} (cluster: {ray.cluster_resources()})"
             )
         if cfg.num_actors is not None and cfg.num_actors > total:
             # Actors beyond capacity would wait for resources forever: fail now, naming why.
             raise ConfigError(
-                "--num-actors", f"{cfg.num_actors} actors of {need} do not fit; the cluster holds {total}"
+                "engine.num_actors", f"{cfg.num_actors} actors of {need} do not fit; the cluster holds {total}"
             )
         self._slots = _placement(capacity, cfg.num_actors)
         self._actors = [self._new_actor(node_id) for node_id in self._slots]  # not waited for here

@@ -97,7 +97,7 @@ def run_federation(
     factory = ModelFactory(cfg.model.name, dataset.input_shape, dataset.num_classes, cfg.model.norm, seed=fl.seed)
     eval_model = factory()
     if init_params is None and cfg.init:
-        init_params = get_flat(load_model_file(eval_model, cfg.init, option="--init"))
+        init_params = get_flat(load_model_file(eval_model, cfg.init, option="init"))
     params0 = get_flat(eval_model) if init_params is None else np.asarray(init_params, np.float32)
     algo = build_algorithm(
         fl.strategy,
@@ -126,7 +126,7 @@ def run_federation(
         state, meta, client_state = load_checkpoint(ck)
         if len(state.params) != len(params0):
             raise ConfigError(
-                "--resume", f"checkpoint {ck} holds {len(state.params)} weights, the model has {len(params0)}"
+                "resume", f"checkpoint {ck} holds {len(state.params)} weights, the model has {len(params0)}"
             )
         if store is not None:
             store.restore(client_state)
@@ -209,7 +209,7 @@ def run_federation(
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
                 raise RunError(
                     f"round {r}: a client failed ({type(exc).__name__}: {first[:300]}); "
-                    "the run stops at its last checkpoint (--resume continues it)"
+                    "the run stops at its last checkpoint (`resume` continues it)"
                 ) from exc
             secagg, extra = None, dict(sel.info)
             if xdev.dp is not None:  # noised on the server after the (plain or secure) sum

@@ -117,10 +117,10 @@ class Captioner:
 
         self._torch = torch
         self.device = torch.device(device)
-        self.images = load_model(AutoImageProcessor.from_pretrained, ref, option="--captioner")
-        self.tokenizer = load_model(AutoTokenizer.from_pretrained, ref, option="--captioner")
+        self.images = load_model(AutoImageProcessor.from_pretrained, ref, option="fgl.captioner")
+        self.tokenizer = load_model(AutoTokenizer.from_pretrained, ref, option="fgl.captioner")
         self.model = (
-            load_model(AutoModelForImageTextToText.from_pretrained, ref, option="--captioner").eval().to(self.device)
+            load_model(AutoModelForImageTextToText.from_pretrained, ref, option="fgl.captioner").eval().to(self.device)
         )
         self.max_new_tokens = max_new_tokens
 
@@ -175,10 +175,10 @@ class ClientPromptBuilder:
 def prompt_spec(dataset: Any, style: str, seed: int, captioner: str | None = None, **kw) -> PromptSpec:
     """The spec for a data set; refuses instance prompts where there is no image to caption."""
     if style not in PROMPT_STYLES:
-        raise ConfigError("--fgl-prompts", f"unknown prompt style {style!r}; choose from {', '.join(PROMPT_STYLES)}")
+        raise ConfigError("fgl.prompts", f"unknown prompt style {style!r}; choose from {', '.join(PROMPT_STYLES)}")
     if style == "instance" and dataset.modality != "image":
         raise ConfigError(
-            "--fgl-prompts", f"instance prompts caption images; {dataset.name} is {dataset.modality} (use class)"
+            "fgl.prompts", f"instance prompts caption images; {dataset.name} is {dataset.modality} (use class)"
         )
     return PromptSpec(
         style=style,

@@ -152,7 +152,7 @@ def preflight_fgl(cfg: SimulateConfig, task: Task) -> None:
 
     prompt_spec(task.dataset, cfg.fgl.prompts, cfg.prompts.seed, cfg.fgl.captioner)
     if cfg.fgl.prompts == "instance" and cfg.fgl.captioner is not None:
-        check_model_ref(cfg.fgl.captioner, option="--captioner")
+        check_model_ref(cfg.fgl.captioner, option="fgl.captioner")
     preflight_generator(cfg, task)
 
 

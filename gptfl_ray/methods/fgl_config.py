@@ -25,22 +25,22 @@ class FGLConfig:
     caption_batch: int = 16  # images per captioner call on a client
 
     def __post_init__(self):
-        check_instance(self, {"prompts": "--fgl-prompts", "rounds": "--fgl-rounds"})
+        check_instance(self, "fgl")
         checks = [
             (
                 self.prompts in FGL_PROMPT_STYLES,
-                "--fgl-prompts",
+                "fgl.prompts",
                 f"unknown prompt style {self.prompts!r}; choose from {', '.join(FGL_PROMPT_STYLES)}",
             ),
             (
                 self.captioner is None or bool(str(self.captioner).strip()),
-                "--captioner",
+                "fgl.captioner",
                 "is empty; give a hub id or a local path",
             ),
-            (isinstance(self.rounds, int) and self.rounds >= 0, "--fgl-rounds", f"must be >= 0, got {self.rounds}"),
+            (isinstance(self.rounds, int) and self.rounds >= 0, "fgl.rounds", f"must be >= 0, got {self.rounds}"),
             (
                 isinstance(self.server_finetune_epochs, int) and self.server_finetune_epochs >= 0,
-                "--server-finetune-epochs",
+                "fgl.server_finetune_epochs",
                 f"must be >= 0, got {self.server_finetune_epochs}",
             ),
             (self.caption_size >= 1, "[fgl] caption_size", f"must be >= 1, got {self.caption_size}"),
@@ -51,4 +51,4 @@ class FGLConfig:
             if not ok:
                 raise ConfigError(option, problem)
         if self.server_finetune_epochs and not self.rounds:
-            raise ConfigError("--server-finetune-epochs", "fine-tunes after FedAvg rounds; give --fgl-rounds too")
+            raise ConfigError("fgl.server_finetune_epochs", "fine-tunes after FedAvg rounds; give `fgl.rounds` too")

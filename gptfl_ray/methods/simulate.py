@@ -96,17 +96,17 @@ class SimulateConfig:
     fgl: FGLConfig = field(default_factory=FGLConfig)  # FGL's prompts, captioner, rounds (methods/fgl.py)
 
     def __post_init__(self):
-        check_instance(self)
+        check_instance(self, "simulate")
         if not self.variants:
-            raise ConfigError("--variants", "name at least one variant")
+            raise ConfigError("simulate.variants", "name at least one variant")
         known = variant_names()
         for v in self.variants:
             if v not in known:
-                raise ConfigError("--variants", f"unknown variant {v!r}; choose from {', '.join(known)}")
+                raise ConfigError("simulate.variants", f"unknown variant {v!r}; choose from {', '.join(known)}")
         if self.target_accuracy is not None and not (0 < self.target_accuracy <= 1):
-            raise ConfigError("--target-accuracy", f"must be in (0, 1], got {self.target_accuracy}")
+            raise ConfigError("simulate.target_accuracy", f"must be in (0, 1], got {self.target_accuracy}")
         if self.prompts.dataset != self.federate.data.dataset or self.generate.dataset != self.federate.data.dataset:
-            raise ConfigError("--dataset", "the prompts, generate and federate stages must use one data set")
+            raise ConfigError("data.dataset", "the prompts, generate and federate stages must use one data set")
 
     @property
     def needs_synthetic(self) -> bool:

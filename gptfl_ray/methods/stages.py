@@ -122,7 +122,7 @@ def ensure_pretrained(
         pretrain_on_shards(cfg.pretrain, factory, task.dataset, data_dir, build, on_epoch=on_epoch, init_params=init)
         write_key(build, key)
         publish_dir(build, model_dir)
-    return get_flat(load_model_file(factory(), model_dir / "model.safetensors", option="--output-dir"))
+    return get_flat(load_model_file(factory(), model_dir / "model.safetensors", option="output_dir"))
 
 
 def synthetic_stages(

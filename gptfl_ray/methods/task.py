@@ -26,21 +26,21 @@ class Task:
 
 def check_model(name: str, norm: str) -> None:
     if name not in model_names():
-        raise ConfigError("--model", f"unknown model {name!r}; choose from {', '.join(model_names())}")
+        raise ConfigError("model.name", f"unknown model {name!r}; choose from {', '.join(model_names())}")
     norms = ("default",) + model_norms(name)
     if norm not in norms:
-        raise ConfigError("--norm", f"{name} supports {', '.join(norms)}; got {norm!r}")
+        raise ConfigError("model.norm", f"{name} supports {', '.join(norms)}; got {norm!r}")
 
 
 def load_task(cfg: FederateConfig) -> Task:
     d = cfg.data
     check_model(cfg.model.name, cfg.model.norm)
     if cfg.init is not None and not Path(cfg.init).is_file():
-        raise ConfigError("--init", f"model file {cfg.init} does not exist")
+        raise ConfigError("init", f"model file {cfg.init} does not exist")
     dataset = load_dataset(d.dataset, data_dir=d.data_dir, download=d.download, seed=cfg.fl.seed)
     if d.clients > len(dataset.y_train):
         raise ConfigError(
-            "--clients", f"{d.clients} clients but {d.dataset} has only {len(dataset.y_train)} training samples"
+            "data.clients", f"{d.clients} clients but {d.dataset} has only {len(dataset.y_train)} training samples"
         )
     parts = partition(
         dataset.y_train,

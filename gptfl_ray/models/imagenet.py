@@ -26,7 +26,7 @@ def load_imagenet_weights(model: torch.nn.Module, name: str) -> tuple[torch.nn.M
     """Copy every ImageNet tensor whose name and shape fit into `model`; returns (model, count)."""
     if name not in WEIGHTS:
         raise ConfigError(
-            "--init-pretrained", f"no ImageNet weights for model {name!r}; available for {', '.join(WEIGHTS)}"
+            "simulate.init_pretrained", f"no ImageNet weights for model {name!r}; available for {', '.join(WEIGHTS)}"
         )
     from torchvision.models import get_weight
 
@@ -35,7 +35,7 @@ def load_imagenet_weights(model: torch.nn.Module, name: str) -> tuple[torch.nn.M
             state = get_weight(WEIGHTS[name]).get_state_dict(progress=False)
     except Exception as exc:  # URLError offline, or a corrupt cache file
         raise ConfigError(
-            "--init-pretrained",
+            "simulate.init_pretrained",
             f"could not load torchvision {WEIGHTS[name]} ({type(exc).__name__}; needs network or a cached copy in $TORCH_HOME/hub/checkpoints)",
         ) from None
     own = model.state_dict()

@@ -27,7 +27,7 @@ def save_model_file(
     return Path(path)
 
 
-def load_model_file(model: torch.nn.Module, path: str | Path, option: str = "--init") -> torch.nn.Module:
+def load_model_file(model: torch.nn.Module, path: str | Path, option: str = "init") -> torch.nn.Module:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(option, f"model file {p} does not exist")

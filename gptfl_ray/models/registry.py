@@ -60,7 +60,7 @@ def _fedaudio(shape, k, norm):
     from gptfl_ray.models.audio_rnn import FedAudioConvRNN
 
     if len(shape) != 2:
-        raise ConfigError("--model", f"fedaudio needs (mel bins, frames) audio features, got shape {shape}")
+        raise ConfigError("model.name", f"fedaudio needs (mel bins, frames) audio features, got shape {shape}")
     return FedAudioConvRNN(k, n_mels=shape[0])
 
 
@@ -90,14 +90,14 @@ def model_norms(name: str) -> tuple[str, ...]:
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, norm: str = "default") -> nn.Module:
     if name not in _MODELS:
-        raise ConfigError("--model", f"unknown model {name!r}; choose from {', '.join(model_names())}")
+        raise ConfigError("model.name", f"unknown model {name!r}; choose from {', '.join(model_names())}")
     spec = _MODELS[name]
     shape = tuple(int(s) for s in input_shape)
     if spec.image and (len(shape) != 3 or min(shape) < 1):
-        raise ConfigError("--model", f"{name} needs (channels, height, width) image input, got shape {shape}")
+        raise ConfigError("model.name", f"{name} needs (channels, height, width) image input, got shape {shape}")
     if num_classes < 1:
-        raise ConfigError("--model", f"need at least one class, got {num_classes}")
+        raise ConfigError("model.name", f"need at least one class, got {num_classes}")
     kind = spec.norms[0] if norm == "default" else norm
     if kind not in spec.norms:
-        raise ConfigError("--norm", f"{name} supports {', '.join(('default',) + spec.norms)}; got {norm!r}")
+        raise ConfigError("model.norm", f"{name} supports {', '.join(('default',) + spec.norms)}; got {norm!r}")
     return spec.build(shape, int(num_classes), kind)

@@ -26,16 +26,16 @@ class PretrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_instance(self)
+        check_instance(self, "pretrain")
         checks = [
-            (self.seed >= 0, "--seed", f"must be >= 0, got {self.seed}"),
-            (self.epochs >= 1, "--epochs", f"must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, "--batch-size", f"must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, "--lr", f"must be > 0, got {self.lr}"),
-            (0 <= self.momentum < 1, "--momentum", f"must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, "--weight-decay", f"must be >= 0, got {self.weight_decay}"),
-            (self.train_workers >= 0, "--train-workers", f"must be >= 0, got {self.train_workers}"),
-            (self.train_gpus >= 0, "--train-gpus", f"must be >= 0, got {self.train_gpus}"),
+            (self.seed >= 0, "pretrain.seed", f"must be >= 0, got {self.seed}"),
+            (self.epochs >= 1, "pretrain.epochs", f"must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, "pretrain.batch_size", f"must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, "pretrain.lr", f"must be > 0, got {self.lr}"),
+            (0 <= self.momentum < 1, "pretrain.momentum", f"must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, "pretrain.weight_decay", f"must be >= 0, got {self.weight_decay}"),
+            (self.train_workers >= 0, "pretrain.train_workers", f"must be >= 0, got {self.train_workers}"),
+            (self.train_gpus >= 0, "pretrain.train_gpus", f"must be >= 0, got {self.train_gpus}"),
         ]
         for ok, option, problem in checks:
             if not ok:

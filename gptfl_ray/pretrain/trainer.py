@@ -355,9 +355,9 @@ def check_ingest_cpus(workers: int, cluster_cpus: float) -> None:
 
     if cluster_cpus - workers < 1:
         raise ConfigError(
-            "--train-workers",
+            "pretrain.train_workers",
             f"{workers} workers hold all {cluster_cpus:g} CPUs of the Ray cluster and "
-            "leave none for Ray Data's decoding; use fewer workers or --train-workers 0",
+            "leave none for Ray Data's decoding; use fewer workers or `pretrain.train_workers` 0",
         )
 
 

@@ -71,46 +71,52 @@ class DPConfig:
     dp_accountant: str = "rdp"  # rdp | pld
 
     def __post_init__(self):
-        check_instance(self)
+        check_instance(self, "privacy")
         if self.dp_noise is not None:
-            _check(self.dp_epsilon is None, "--dp-noise", "give either --dp-noise or --dp-epsilon, not both")
-            _check(self.dp_noise > 0, "--dp-noise", f"must be > 0, got {self.dp_noise}")
+            _check(
+                self.dp_epsilon is None,
+                "privacy.dp_noise",
+                "give either `privacy.dp_noise` or `privacy.dp_epsilon`, not both",
+            )
+            _check(self.dp_noise > 0, "privacy.dp_noise", f"must be > 0, got {self.dp_noise}")
         if self.dp_epsilon is not None:
-            _check(self.dp_epsilon > 0, "--dp-epsilon", f"must be > 0, got {self.dp_epsilon}")
-        _check(0 < self.dp_delta < 1, "--dp-delta", f"must be in (0, 1), got {self.dp_delta}")
+            _check(self.dp_epsilon > 0, "privacy.dp_epsilon", f"must be > 0, got {self.dp_epsilon}")
+        _check(0 < self.dp_delta < 1, "privacy.dp_delta", f"must be in (0, 1), got {self.dp_delta}")
         _check(
             self.dp_clip > 0 and math.isfinite(self.dp_clip),
-            "--dp-clip",
+            "privacy.dp_clip",
             f"must be a positive number, got {self.dp_clip}",
         )
         if self.dp_clip_quantile is not None:
             _check(
-                0 < self.dp_clip_quantile < 1, "--dp-clip-quantile", f"must be in (0, 1), got {self.dp_clip_quantile}"
+                0 < self.dp_clip_quantile < 1,
+                "privacy.dp_clip_quantile",
+                f"must be in (0, 1), got {self.dp_clip_quantile}",
             )
-        _check(self.dp_clip_lr > 0, "--dp-clip-lr", f"must be > 0, got {self.dp_clip_lr}")
+        _check(self.dp_clip_lr > 0, "privacy.dp_clip_lr", f"must be > 0, got {self.dp_clip_lr}")
         if self.dp_clip_noise is not None:
-            _check(self.dp_clip_noise > 0, "--dp-clip-noise", f"must be > 0, got {self.dp_clip_noise}")
+            _check(self.dp_clip_noise > 0, "privacy.dp_clip_noise", f"must be > 0, got {self.dp_clip_noise}")
         _check(
             self.dp_sampling in SAMPLINGS,
-            "--dp-sampling",
+            "privacy.dp_sampling",
             f"unknown sampling {self.dp_sampling!r}; choose from {', '.join(SAMPLINGS)}",
         )
         _check(
             self.dp_weighting in WEIGHTINGS,
-            "--dp-weighting",
+            "privacy.dp_weighting",
             f"unknown weighting {self.dp_weighting!r}; choose from {', '.join(WEIGHTINGS)}",
         )
-        _check(self.dp_weight_cap > 0, "--dp-weight-cap", f"must be > 0, got {self.dp_weight_cap}")
+        _check(self.dp_weight_cap > 0, "privacy.dp_weight_cap", f"must be > 0, got {self.dp_weight_cap}")
         _check(
             self.dp_accountant in ACCOUNTANTS,
-            "--dp-accountant",
+            "privacy.dp_accountant",
             f"unknown accountant {self.dp_accountant!r}; choose from {', '.join(ACCOUNTANTS)}",
         )
         if self.dp_accountant == "pld":
             _check(
                 self.dp_sampling == "poisson",
-                "--dp-accountant",
-                "the PLD accountant handles Poisson sampling only; use --dp-sampling poisson or --dp-accountant rdp",
+                "privacy.dp_accountant",
+                "the PLD accountant handles Poisson sampling only; use `privacy.dp_sampling` poisson or `privacy.dp_accountant` rdp",
             )
 
     @property
@@ -132,16 +138,16 @@ def check_compatible(dp: DPConfig, fl, devices, num_clients: int | None = None) 
         k = math.ceil(clients_per_round(num_clients, fl.sample_rate, fl.clients_per_round) * devices.over_select - 1e-9)
         bit_noise = dp.dp_clip_noise if dp.dp_clip_noise is not None else min(k, num_clients) / 20.0  # as DPMechanism
         split_noise(dp.dp_noise, bit_noise, 0.5 if dp.dp_sampling == "poisson" else 1.0)
-    option = "--dp-noise" if dp.dp_noise is not None else "--dp-epsilon"
+    option = "privacy.dp_noise" if dp.dp_noise is not None else "privacy.dp_epsilon"
     _check(
         fl.strategy != "scaffold",
         option,
-        "SCAFFOLD's control variates would leave the server un-noised; use another --strategy",
+        "SCAFFOLD's control variates would leave the server un-noised; use another `fl.strategy`",
     )
     _check(
         devices.availability == "always",
-        "--availability",
-        "the DP accountant assumes every client can be sampled in every round; use --availability always with --dp-noise/--dp-epsilon",
+        "devices.availability",
+        "the DP accountant assumes every client can be sampled in every round; use `devices.availability` always with `privacy.dp_noise`/`privacy.dp_epsilon`",
     )
 
 
@@ -195,9 +201,9 @@ def split_noise(z: float, bit_noise: float, bit_sensitivity: float) -> float:
     z_bits = bit_noise / bit_sensitivity
     if z_bits <= z:
         raise ConfigError(
-            "--dp-clip-noise",
+            "privacy.dp_clip_noise",
             f"the clip-bit noise {bit_noise:g} leaves no budget for the update "
-            f"(it needs a bit-noise multiplier above z = {z:.3g}; raise --dp-clip-noise or lower the noise)",
+            f"(it needs a bit-noise multiplier above z = {z:.3g}; raise `privacy.dp_clip_noise` or lower the noise)",
         )
     return (z**-2 - z_bits**-2) ** -0.5
 
@@ -250,7 +256,7 @@ def calibrate_noise(
     """The smallest z whose epsilon after `rounds` is at most `target_epsilon` (dp-accounting's search)."""
     import dp_accounting as dpa
 
-    _check(rounds >= 1, "--dp-epsilon", "needs at least one round to calibrate for")
+    _check(rounds >= 1, "privacy.dp_epsilon", "needs at least one round to calibrate for")
     try:
         z = dpa.calibrate_dp_mechanism(
             lambda: _accountant(accountant, sampling),
@@ -262,7 +268,8 @@ def calibrate_noise(
         )
     except Exception as exc:  # no bracket: the target needs more noise than 2^30 or less than 0.05
         raise ConfigError(
-            "--dp-epsilon", f"cannot reach epsilon {target_epsilon:g} at delta {delta:g} in {rounds} rounds ({exc})"
+            "privacy.dp_epsilon",
+            f"cannot reach epsilon {target_epsilon:g} at delta {delta:g} in {rounds} rounds ({exc})",
         ) from None
     return float(z)
 
@@ -308,7 +315,7 @@ class DPMechanism:
         self.rounds = int(rounds)
         _check(
             0 < self.sample_rate <= 1,
-            "--sample-rate",
+            "fl.sample_rate",
             f"the DP sampling rate must be in (0, 1], got {self.sample_rate}",
         )
         self.sensitivity = 1.0 if cfg.dp_sampling == "poisson" else 2.0

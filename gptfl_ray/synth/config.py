@@ -31,11 +31,11 @@ def _positive(option: str, value: float | None) -> None:
         raise ConfigError(option, f"must be a positive number, got {value!r}")
 
 
-def _counts(per_class: int | None, scale: float | None) -> None:
-    _positive_int("--per-class", per_class)
-    _positive("--scale", scale)
+def _counts(section: str, per_class: int | None, scale: float | None) -> None:
+    _positive_int(f"{section}.per_class", per_class)
+    _positive(f"{section}.scale", scale)
     if per_class is not None and scale is not None:
-        raise ConfigError("--per-class", "give --per-class or --scale, not both")
+        raise ConfigError(f"{section}.per_class", f"give `{section}.per_class` or `{section}.scale`, not both")
 
 
 def per_class_count(per_class: int | None, scale: float | None, num_train: int, num_classes: int) -> int:
@@ -65,29 +65,33 @@ class PromptsConfig:
     labels: tuple[str, ...] | None = None  # a received label set (e.g. IBLT-decoded); None = all
 
     def __post_init__(self):
-        check_instance(self)
+        check_instance(self, "prompts")
         if self.seed < 0:
-            raise ConfigError("--seed", f"must be >= 0, got {self.seed}")
+            raise ConfigError("prompts.seed", f"must be >= 0, got {self.seed}")
         if self.style not in PROMPT_STYLES:
-            raise ConfigError("--style", f"unknown prompt style {self.style!r}; choose from {', '.join(PROMPT_STYLES)}")
-        _counts(self.per_class, self.scale)
-        _positive("--guidance-min", self.guidance_min)
-        _positive("--guidance-max", self.guidance_max)
+            raise ConfigError(
+                "prompts.style", f"unknown prompt style {self.style!r}; choose from {', '.join(PROMPT_STYLES)}"
+            )
+        _counts("prompts", self.per_class, self.scale)
+        _positive("prompts.guidance_min", self.guidance_min)
+        _positive("prompts.guidance_max", self.guidance_max)
         if self.guidance_min > self.guidance_max:
-            raise ConfigError("--guidance-min", f"{self.guidance_min} exceeds --guidance-max {self.guidance_max}")
+            raise ConfigError(
+                "prompts.guidance_min", f"{self.guidance_min} exceeds `prompts.guidance_max` {self.guidance_max}"
+            )
         if self.guidance_draw not in GUIDANCE_DRAWS:
             raise ConfigError(
-                "--guidance-draw", f"unknown draw {self.guidance_draw!r}; choose from {', '.join(GUIDANCE_DRAWS)}"
+                "prompts.guidance_draw", f"unknown draw {self.guidance_draw!r}; choose from {', '.join(GUIDANCE_DRAWS)}"
             )
         if self.guidance_draw == "integer" and math.floor(self.guidance_max) < math.ceil(self.guidance_min):
             raise ConfigError(
-                "--guidance-min",
+                "prompts.guidance_min",
                 f"no integer guidance in [{self.guidance_min}, {self.guidance_max}]; "
-                "widen the range or use --guidance-draw uniform",
+                "widen the range or use `prompts.guidance_draw` uniform",
             )
-        _positive("--guidance-grid", self.guidance_grid)
-        _positive_int("--llm-max-tries", self.llm_max_tries)
-        _positive_int("--llm-max-new-tokens", self.llm_max_new_tokens)
+        _positive("prompts.guidance_grid", self.guidance_grid)
+        _positive_int("prompts.llm_max_tries", self.llm_max_tries)
+        _positive_int("prompts.llm_max_new_tokens", self.llm_max_new_tokens)
         if self.style == "llm" and self.llm_model is None:
             object.__setattr__(self, "llm_model", DEFAULT_LLM)
         if self.labels is not None:
@@ -124,27 +128,27 @@ class GenerateConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        check_instance(self, {"model": "--gen-model", "revision": "--model-revision"})
+        check_instance(self, "generate")
         if self.seed < 0:
-            raise ConfigError("--seed", f"must be >= 0, got {self.seed}")
-        _counts(self.per_class, self.scale)
-        _positive_int("--gen-actors", self.gen_actors)
+            raise ConfigError("generate.seed", f"must be >= 0, got {self.seed}")
+        _counts("generate", self.per_class, self.scale)
+        _positive_int("generate.gen_actors", self.gen_actors)
         if not (isinstance(self.gen_gpus, (int, float)) and math.isfinite(self.gen_gpus) and self.gen_gpus >= 0):
-            raise ConfigError("--gen-gpus", f"must be zero or a positive number, got {self.gen_gpus!r}")
-        _positive_int("--batch-size", self.batch_size)
-        _positive_int("--shard-size", self.shard_size)
-        _positive_int("--steps", self.steps)
-        _positive_int("--height", self.height)
-        _positive_int("--width", self.width)
-        _positive("--clip-seconds", self.clip_seconds)
+            raise ConfigError("generate.gen_gpus", f"must be zero or a positive number, got {self.gen_gpus!r}")
+        _positive_int("generate.batch_size", self.batch_size)
+        _positive_int("generate.shard_size", self.shard_size)
+        _positive_int("generate.steps", self.steps)
+        _positive_int("generate.height", self.height)
+        _positive_int("generate.width", self.width)
+        _positive("generate.clip_seconds", self.clip_seconds)
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(
-                "--scheduler", f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}"
+                "generate.scheduler", f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}"
             )
         if self.engine not in ENGINES:
-            raise ConfigError("--engine", f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+            raise ConfigError("generate.engine", f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError("--device", f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
+            raise ConfigError("generate.device", f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
 
     def generator_options(self) -> dict:
         """What the generator actors see (no counts or paths of the run itself)."""

@@ -21,7 +21,7 @@ def is_path_like(ref: str) -> bool:
     return ref.startswith(("/", "./", "../", "~", ".\\")) or ref.count("/") > 1 or Path(ref).exists()
 
 
-def check_model_ref(ref: str, option: str = "--model") -> str:
+def check_model_ref(ref: str, option: str = "generate.model") -> str:
     """Fail before any work starts when a path-like model reference does not exist."""
     if not ref or not ref.strip():
         raise ConfigError(option, "is empty; give a hub id or a local path")
@@ -84,7 +84,7 @@ def _tree_digest(root: Path, big: int = 64 << 20) -> str:
     return h.hexdigest()
 
 
-def load_model(loader: Callable[[str], Any], ref: str, option: str = "--model") -> Any:
+def load_model(loader: Callable[[str], Any], ref: str, option: str = "generate.model") -> Any:
     """Call a `from_pretrained`-style loader; turn hub/OS errors into one ConfigError line."""
     ref = check_model_ref(ref, option)
     quiet_hf()

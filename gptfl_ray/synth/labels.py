@@ -33,7 +33,7 @@ def union_label_names(reports: Iterable[Iterable[str]]) -> set[str]:
     return out
 
 
-def server_label_names(dataset: Any, names: Iterable[str] | None = None, option: str = "--labels") -> list[str]:
+def server_label_names(dataset: Any, names: Iterable[str] | None = None, option: str = "prompts.labels") -> list[str]:
     """The server's label set, in the data set's class order.
 
     Without `names`, the union of what the training clients hold. A given set (e.g. decoded from
@@ -54,7 +54,7 @@ def server_label_names(dataset: Any, names: Iterable[str] | None = None, option:
     return [c for c in dataset.class_names if c in received]
 
 
-def parse_label_option(value: str | None, option: str = "--labels") -> list[str] | None:
+def parse_label_option(value: str | None, option: str = "prompts.labels") -> list[str] | None:
     """`--labels a,b,c`, or `--labels @file` / a path: a JSON list or one name per line."""
     if value is None or value == "":
         return None

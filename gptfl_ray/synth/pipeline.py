@@ -130,9 +130,9 @@ def prepare_output(run_dir: str | Path, plan: dict, overwrite: bool = False) -> 
             old = None  # an unreadable manifest vouches for nothing: regenerate
     if old is not None and old.get("plan_sha256") != plan["plan_sha256"] and not overwrite:
         raise ConfigError(
-            "--output-dir",
+            "output_dir",
             f"{out} holds synthetic data from another config (data set, generator, "
-            "model, seed or prompts differ); pass --overwrite or use a new run directory",
+            "model, seed or prompts differ); pass `overwrite` or use a new run directory",
         )
     keep: dict[int, dict] = {}
     if old is not None and not overwrite and old.get("plan_sha256") == plan["plan_sha256"]:
@@ -206,10 +206,10 @@ class ShardWriter:
         have = self.manifest.get("model_revision")
         if have is not None and entry["model_revision"] != have:
             raise ConfigError(
-                "--model",
+                "generate.model",
                 f"{self.out} holds shards made by {entry['model']} at revision {have}, "
                 f"but this run loaded revision {entry['model_revision']}; a data set mixing "
-                "two model versions is refused: pass --overwrite or pin --model-revision",
+                "two model versions is refused: pass `overwrite` or pin `generate.revision`",
             )
         self.manifest["model_revision"] = entry["model_revision"]
         k = entry["shard"]

@@ -163,7 +163,7 @@ def build_prompts(
     kind = prompt_kind(dataset)
     if cfg.style == "llm" and kind == "speech":
         raise ConfigError(
-            "--style",
+            "prompts.style",
             "llm prompts would make a TTS model speak whole sentences; keyword data sets take class or multi-domain",
         )
     n = per_class_count(cfg.per_class, cfg.scale, len(dataset.x_train), dataset.num_classes)
@@ -209,8 +209,8 @@ class LLMPromptFiller:
         self._torch = torch
         self.cfg = cfg
         self.what = {"digits": "image", "image": "image", "sound": "sound"}.get(kind, "audio")
-        self.tok = load_model(AutoTokenizer.from_pretrained, cfg.llm_model, option="--llm-model")
-        self.model = load_model(AutoModelForCausalLM.from_pretrained, cfg.llm_model, option="--llm-model").eval()
+        self.tok = load_model(AutoTokenizer.from_pretrained, cfg.llm_model, option="prompts.llm_model")
+        self.model = load_model(AutoModelForCausalLM.from_pretrained, cfg.llm_model, option="prompts.llm_model").eval()
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         self.stats: dict[str, int] = {"generated": 0, "dropped_no_label": 0, "dropped_duplicate": 0, "fallback": 0}
@@ -303,7 +303,7 @@ def read_prompts(run_dir: str | Path, dataset: Any) -> list[dict]:
     """Read and check a prompts file against the data set: labels and names must line up."""
     path = prompts_path(run_dir)
     if not path.is_file():
-        raise ConfigError("--output-dir", f"{path} does not exist; run `gptfl-ray prompts` first")
+        raise ConfigError("output_dir", f"{path} does not exist; run `gptfl-ray prompts` first")
     rows = []
     for i, line in enumerate(path.read_text("utf-8").splitlines(), 1):
         if not line.strip():
@@ -342,7 +342,7 @@ def take_per_class(rows: list[dict], n: int) -> list[dict]:
     short = sorted(lbl for lbl, c in counts.items() if c < n)
     if short:
         raise ConfigError(
-            "--per-class",
+            "prompts.per_class",
             f"the prompts file holds fewer than {n} prompts for label(s) {short[:5]}; "
             "rerun `gptfl-ray prompts` with a larger count",
         )

@@ -34,7 +34,7 @@ def synth_dir(run_dir: str | Path) -> Path:
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     path = synth_dir(run_dir) / MANIFEST
     if not path.is_file():
-        raise ConfigError("--output-dir", f"{path} does not exist; run `gptfl-ray generate` first")
+        raise ConfigError("output_dir", f"{path} does not exist; run `gptfl-ray generate` first")
     try:
         return json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as exc:
@@ -52,17 +52,17 @@ def file_sha256(path: Path) -> str:
 def check_manifest_matches(manifest: dict, dataset: Any) -> None:
     if manifest.get("dataset") != dataset.name:
         raise ConfigError(
-            "--dataset", f"synthetic data were made for {manifest.get('dataset')!r}, not {dataset.name!r}"
+            "data.dataset", f"synthetic data were made for {manifest.get('dataset')!r}, not {dataset.name!r}"
         )
     if tuple(manifest.get("class_names", ())) != tuple(dataset.class_names):
-        raise ConfigError("--dataset", f"synthetic data's class names differ from {dataset.name}'s")
+        raise ConfigError("data.dataset", f"synthetic data's class names differ from {dataset.name}'s")
 
 
 def shard_paths(run_dir: str | Path, manifest: dict | None = None, verify: bool = True) -> list[Path]:
     """Shard files of a complete generation, in shard order, hash-checked against the manifest."""
     manifest = manifest or read_manifest(run_dir)
     if not manifest.get("complete"):
-        raise ConfigError("--output-dir", f"{synth_dir(run_dir)} is incomplete; rerun `gptfl-ray generate` to resume")
+        raise ConfigError("output_dir", f"{synth_dir(run_dir)} is incomplete; rerun `gptfl-ray generate` to resume")
     paths = []
     for entry in manifest["shards"]:
         path = synth_dir(run_dir) / entry["file"]

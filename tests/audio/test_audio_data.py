@@ -149,7 +149,7 @@ def test_speechcommands_cache_is_used_and_invalidated(speech_tree):
 def test_speechcommands_missing_data_errors(tmp_path, speech_tree):
     with pytest.raises(ConfigError) as e:
         load_dataset("speechcommands", data_dir=str(tmp_path / "nowhere"))
-    assert e.value.subject == "--data-dir" and "\n" not in str(e.value) and "--download" in str(e.value)
+    assert e.value.subject == "data.data_dir" and "\n" not in str(e.value) and "data.download" in str(e.value)
     base = speech_tree / "SpeechCommands" / "speech_commands_v0.02"
     (base / "zero").rename(base / "zero_")
     with pytest.raises(ConfigError, match="lacks keyword folders: zero"):
@@ -241,7 +241,7 @@ def test_esc50_short_crop_keeps_the_loudest_window(esc_tree):
     assert short.x_train.shape == (39, 16_000) and short.input_shape == (N_MELS, 101)
     burst = short.x_train[-1]
     assert np.abs(burst).max() > 0.7 and np.count_nonzero(np.abs(burst) > 0.1) >= 6900
-    with pytest.raises(ConfigError, match="--clip-seconds"):
+    with pytest.raises(ConfigError, match="clip_seconds"):
         load_esc50(data_dir=str(esc_tree), clip_seconds=6)
 
 
@@ -263,16 +263,16 @@ def test_esc50_splits_are_folds_disjoint_and_deterministic(esc_tree, splits_chec
         key=lambda w: int(round(float(np.abs(w[1000:3000]).max()) * 500)),
     )
     assert ds.y_val.tolist() == [k for k in range(50) if k % 4 == 1] and ds.extra["val_fold"] == 2
-    with pytest.raises(ConfigError, match="--val-fold"):
+    with pytest.raises(ConfigError, match="val_fold"):
         load_esc50(data_dir=str(esc_tree), val_fold=5)
-    with pytest.raises(ConfigError, match="--val-fold"):
+    with pytest.raises(ConfigError, match="val_fold"):
         load_esc50(data_dir=str(esc_tree), val_fold=6)
 
 
 def test_esc50_missing_data_errors(tmp_path, esc_tree):
     with pytest.raises(ConfigError) as e:
         load_dataset("esc50", data_dir=str(tmp_path / "nowhere"))
-    assert e.value.subject == "--data-dir" and "\n" not in str(e.value) and "esc50.csv" in str(e.value)
+    assert e.value.subject == "data.data_dir" and "\n" not in str(e.value) and "esc50.csv" in str(e.value)
     (esc_tree / "ESC-50-master" / "audio" / "1-9999-A-0.wav").unlink()
     with pytest.raises(ConfigError, match="lacks 1 clips"):
         load_dataset("esc50", data_dir=str(esc_tree))

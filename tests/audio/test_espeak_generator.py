@@ -115,7 +115,7 @@ def test_style_words_steer_voice_speed_and_noise():
 def test_missing_program_is_a_one_line_config_error():
     with pytest.raises(ConfigError) as e:
         EspeakGenerator(SPEECH, model="no-such-espeak-program")
-    assert e.value.subject == "--generator" and e.value.problem == MISSING
+    assert e.value.subject == "generate.generator" and e.value.problem == MISSING
     with pytest.raises(ConfigError, match="apt-get install espeak-ng"):
         EspeakGenerator.preflight(SPEECH, "no-such-espeak-program", {})
 

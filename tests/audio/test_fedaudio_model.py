@@ -90,7 +90,7 @@ def test_registry_and_dataset_wiring():
     torch.testing.assert_close(a.eval()(x), b.eval()(x))
     with pytest.raises(ConfigError, match="mel bins, frames"):
         build_model("fedaudio", (1, 128, 101), 3)
-    with pytest.raises(ConfigError, match="--norm"):
+    with pytest.raises(ConfigError, match="model.norm"):
         build_model("fedaudio", (128, 101), 3, norm="batch")
 
 

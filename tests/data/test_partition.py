@@ -84,14 +84,14 @@ def test_dirichlet_min_size_respected():
 @pytest.mark.parametrize(
     "kwargs, subject, fragment",
     [
-        (dict(num_clients=2000, method="iid"), "--clients", "2000 clients but only 500 training samples"),
-        (dict(num_clients=0, method="iid"), "--clients", "at least 1"),
-        (dict(num_clients=5, method="dirichlet", alpha=0.0), "--alpha", "> 0"),
-        (dict(num_clients=5, method="dirichlet", alpha=-1.0), "--alpha", "> 0"),
-        (dict(num_clients=5, method="lda"), "--partition", "unknown method 'lda'"),
-        (dict(num_clients=5, method="natural"), "--partition", "groups"),
-        (dict(num_clients=300, method="shards", shards_per_client=2), "--shards-per-client", "600 shards"),
-        (dict(num_clients=300, method="dirichlet", min_client_size=2), "--clients", "only 500"),
+        (dict(num_clients=2000, method="iid"), "data.clients", "2000 clients but only 500 training samples"),
+        (dict(num_clients=0, method="iid"), "data.clients", "at least 1"),
+        (dict(num_clients=5, method="dirichlet", alpha=0.0), "data.alpha", "> 0"),
+        (dict(num_clients=5, method="dirichlet", alpha=-1.0), "data.alpha", "> 0"),
+        (dict(num_clients=5, method="lda"), "data.partition", "unknown method 'lda'"),
+        (dict(num_clients=5, method="natural"), "data.partition", "groups"),
+        (dict(num_clients=300, method="shards", shards_per_client=2), "data.shards_per_client", "600 shards"),
+        (dict(num_clients=300, method="dirichlet", min_client_size=2), "data.clients", "only 500"),
     ],
 )
 def test_errors(kwargs, subject, fragment):
@@ -106,7 +106,7 @@ def test_dirichlet_infeasible_fails_bounded():
     # 240 clients over 500 samples at alpha=0.01 and min size 2: essentially never satisfiable.
     with pytest.raises(ConfigError) as e:
         partition(_labels(), 240, "dirichlet", seed=0, alpha=0.01, min_client_size=2)
-    assert e.value.subject == "--clients" and "draws" in e.value.problem
+    assert e.value.subject == "data.clients" and "draws" in e.value.problem
 
 
 def test_natural_too_many_clients():

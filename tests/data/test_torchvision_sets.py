@@ -211,9 +211,9 @@ def test_flower_names_match_torchvision():
 def test_missing_data_is_one_line(tmp_path, name):
     with pytest.raises(ConfigError) as e:
         load_dataset(name, data_dir=str(tmp_path))
-    assert e.value.subject == "--data-dir"
+    assert e.value.subject == "data.data_dir"
     assert str(e.value) == (
-        f"--data-dir: {name} not found under {tmp_path} (pass --download to fetch it, needs network)"
+        f"data.data_dir: {name} not found under {tmp_path} (pass `data.download` to fetch it, needs network)"
     )
 
 
@@ -232,7 +232,7 @@ def test_download_failure_is_one_line(tmp_path, monkeypatch, name, cls):
     monkeypatch.setattr(getattr(tvd, cls), "download", offline)
     with pytest.raises(ConfigError) as e:
         load_dataset(name, data_dir=str(tmp_path), download=True)
-    assert e.value.subject == "--download"
+    assert e.value.subject == "data.download"
     assert f"could not fetch {name} into {tmp_path}" in e.value.problem
     assert "name resolution" in e.value.problem and "\n" not in str(e.value)
 

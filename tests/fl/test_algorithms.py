@@ -111,7 +111,7 @@ def test_scaffold_control_mean_is_unweighted():
 
 
 def test_unknown_strategy_names_the_option():
-    with pytest.raises(ConfigError, match="--strategy"):
+    with pytest.raises(ConfigError, match="fl.strategy"):
         build_algorithm("fedsgd", num_clients=2)
 
 

@@ -133,16 +133,16 @@ def test_dp_resume_equals_uninterrupted_run_exactly(digits, tmp_path):
 
 def test_calibrated_run_refuses_to_resume_with_other_rounds(digits, tmp_path):
     run(digits, tmp_path, rounds=2, dp_epsilon=4.0)
-    with pytest.raises(ConfigError, match="--rounds"):
+    with pytest.raises(ConfigError, match="fl.rounds"):
         run(digits, tmp_path, resume=True, rounds=4, dp_epsilon=4.0)
 
 
 def test_dp_refuses_what_its_guarantee_does_not_cover():
     with pytest.raises(ConfigError, match="SCAFFOLD"):
         _cfg(strategy="scaffold", dp_noise=1.0)
-    with pytest.raises(ConfigError, match="--availability"):
+    with pytest.raises(ConfigError, match="devices.availability"):
         _cfg(dp_noise=1.0, devices="uniform", availability="bernoulli")
-    with pytest.raises(ConfigError, match="--dp-clip-noise"):  # before any work: the bit noise leaves no budget
+    with pytest.raises(ConfigError, match="privacy.dp_clip_noise"):  # before any work: the bit noise leaves no budget
         _cfg(dp_noise=3.0, dp_clip_quantile=0.5)
 
 

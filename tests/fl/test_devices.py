@@ -113,27 +113,27 @@ def test_a_trace_pickle_cannot_run_code(tmp_path):
 
     p = tmp_path / "evil.pkl"
     p.write_bytes(pickle.dumps({1: Evil()}))
-    with pytest.raises(ConfigError, match="--devices"):
+    with pytest.raises(ConfigError, match="devices.devices"):
         DeviceModel(DeviceConfig(devices=str(p)), 3, seed=0)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"1": {"computation": 1.0}}))
     with pytest.raises(ConfigError, match="communication"):
         DeviceModel(DeviceConfig(devices=str(bad)), 3, seed=0)
-    with pytest.raises(ConfigError, match="--devices.*does not exist"):
+    with pytest.raises(ConfigError, match="devices.devices.*does not exist"):
         DeviceConfig(devices=str(tmp_path / "missing.json"))
-    with pytest.raises(ConfigError, match="--availability.*does not exist"):
+    with pytest.raises(ConfigError, match="devices.availability.*does not exist"):
         DeviceConfig(devices="uniform", availability=str(tmp_path / "missing.pkl"))
 
 
 @pytest.mark.parametrize(
     "kw, option",
     [
-        ({"devices": "fast"}, "--devices"),
-        ({"devices": "uniform", "availability": "sometimes"}, "--availability"),
-        ({"devices": "uniform", "deadline": 0.0}, "--deadline"),
-        ({"devices": "uniform", "over_select": 0.5}, "--over-select"),
-        ({"deadline": 3.0}, "--devices"),
-        ({"devices": "uniform", "avail_p": 0.0}, "--avail-p"),
+        ({"devices": "fast"}, "devices.devices"),
+        ({"devices": "uniform", "availability": "sometimes"}, "devices.availability"),
+        ({"devices": "uniform", "deadline": 0.0}, "devices.deadline"),
+        ({"devices": "uniform", "over_select": 0.5}, "devices.over_select"),
+        ({"deadline": 3.0}, "devices.devices"),
+        ({"devices": "uniform", "avail_p": 0.0}, "devices.avail_p"),
     ],
 )
 def test_bad_settings_name_the_option(kw, option):

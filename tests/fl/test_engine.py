@@ -165,7 +165,7 @@ def test_gpu_fractions_four_actors_share_one_gpu_and_fall_back_to_cpu(ray_runtim
 
 
 def test_num_actors_beyond_capacity_fails_fast(ray_runtime, task):
-    with pytest.raises(ConfigError, match="--num-actors"):
+    with pytest.raises(ConfigError, match="engine.num_actors"):
         make_engine(task, num_actors=5)
 
 

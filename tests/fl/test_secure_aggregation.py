@@ -55,7 +55,7 @@ def test_secure_mean_equals_plain_mean_within_bound(setup, dropout):
 
 
 def test_secure_aggregation_rejects_scaffold():
-    with pytest.raises(ConfigError, match="--secure-aggregation"):
+    with pytest.raises(ConfigError, match="fl.secure_aggregation"):
         FLConfig(strategy="scaffold", secure_aggregation=True)
 
 

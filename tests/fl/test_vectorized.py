@@ -143,7 +143,7 @@ def test_a_failing_client_is_named_in_a_cohort():
 
 
 def test_unknown_executor_is_refused():
-    with pytest.raises(ConfigError, match="--executor"):
+    with pytest.raises(ConfigError, match="engine.executor"):
         federate_config(overrides={"executor": "parallel"})
 
 

@@ -238,9 +238,9 @@ def test_instance_prompts_refuse_audio_and_bad_styles():
         y_test=np.array([0, 1]),
         max_value=1.0,
     )
-    with pytest.raises(ConfigError, match="--fgl-prompts"):
+    with pytest.raises(ConfigError, match="fgl.prompts"):
         prompt_spec(audio, "instance", 0)
-    with pytest.raises(ConfigError, match="--fgl-prompts"):
+    with pytest.raises(ConfigError, match="fgl.prompts"):
         prompt_spec(audio, "embedding", 0)
     assert prompt_spec(audio, "class", 0).kind in ("speech", "sound")
 

@@ -66,10 +66,10 @@ def test_cifar_stem_only_for_small_inputs():
 @pytest.mark.parametrize(
     "args, subject",
     [
-        (("transformer", (3, 32, 32), 10), "--model"),
-        (("cnn", (64,), 10), "--model"),
-        (("resnet18", (3, 32, 32), 10, "instance"), "--norm"),
-        (("cnn", (1, 8, 8), 10, "batch"), "--norm"),
+        (("transformer", (3, 32, 32), 10), "model.name"),
+        (("cnn", (64,), 10), "model.name"),
+        (("resnet18", (3, 32, 32), 10, "instance"), "model.norm"),
+        (("cnn", (1, 8, 8), 10, "batch"), "model.norm"),
     ],
 )
 def test_errors(args, subject):

@@ -164,7 +164,7 @@ def test_workers_that_leave_no_cpu_for_ray_data_are_refused_in_one_line():
     check_ingest_cpus(2, 3.0)
     with pytest.raises(ConfigError) as err:
         check_ingest_cpus(2, 2.0)
-    assert err.value.subject == "--train-workers" and "\n" not in str(err.value)
+    assert err.value.subject == "pretrain.train_workers" and "\n" not in str(err.value)
 
 
 def test_two_workers_train_and_only_rank_0_evaluates(ray_local, digits, synth_run, tmp_path):

@@ -162,7 +162,7 @@ def test_noise_split_keeps_the_total_multiplier():
     z, sb = 1.0, 2.5
     zd = split_noise(z, sb, 0.5)
     assert zd**-2 + (sb / 0.5) ** -2 == pytest.approx(z**-2)
-    with pytest.raises(ConfigError, match="--dp-clip-noise"):
+    with pytest.raises(ConfigError, match="privacy.dp_clip_noise"):
         split_noise(1.0, 0.4, 0.5)
     m = DPMechanism(
         DPConfig(dp_noise=1.0, dp_clip_quantile=0.5),
@@ -178,15 +178,15 @@ def test_noise_split_keeps_the_total_multiplier():
 @pytest.mark.parametrize(
     "kw, option",
     [
-        ({"dp_noise": 1.0, "dp_epsilon": 2.0}, "--dp-noise"),
-        ({"dp_noise": -1.0}, "--dp-noise"),
-        ({"dp_epsilon": 0.0}, "--dp-epsilon"),
-        ({"dp_delta": 1.0}, "--dp-delta"),
-        ({"dp_clip": 0.0}, "--dp-clip"),
-        ({"dp_clip_quantile": 1.0}, "--dp-clip-quantile"),
-        ({"dp_sampling": "shuffle"}, "--dp-sampling"),
-        ({"dp_weighting": "linear"}, "--dp-weighting"),
-        ({"dp_accountant": "pld", "dp_sampling": "fixed"}, "--dp-accountant"),
+        ({"dp_noise": 1.0, "dp_epsilon": 2.0}, "privacy.dp_noise"),
+        ({"dp_noise": -1.0}, "privacy.dp_noise"),
+        ({"dp_epsilon": 0.0}, "privacy.dp_epsilon"),
+        ({"dp_delta": 1.0}, "privacy.dp_delta"),
+        ({"dp_clip": 0.0}, "privacy.dp_clip"),
+        ({"dp_clip_quantile": 1.0}, "privacy.dp_clip_quantile"),
+        ({"dp_sampling": "shuffle"}, "privacy.dp_sampling"),
+        ({"dp_weighting": "linear"}, "privacy.dp_weighting"),
+        ({"dp_accountant": "pld", "dp_sampling": "fixed"}, "privacy.dp_accountant"),
     ],
 )
 def test_bad_settings_name_the_option(kw, option):

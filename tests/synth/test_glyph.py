@@ -88,7 +88,7 @@ def test_glyph_refuses_audio():
 def test_unknown_generator_is_a_config_error():
     with pytest.raises(ConfigError) as err:
         generator_class("dalle")
-    assert err.value.subject == "--generator"
+    assert err.value.subject == "generate.generator"
 
 
 def test_classifier_trained_on_glyph_digits_alone_beats_chance_on_real_digits(digits):

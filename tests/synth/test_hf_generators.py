@@ -105,7 +105,7 @@ def test_bad_model_path_is_one_config_error_naming_it(tmp_path, make_path):
     path = make_path(tmp_path)
     with pytest.raises(ConfigError) as err:
         DiffusersImageGenerator(CIFAR, path, SD_OPTS)
-    assert err.value.subject == "--model" and path in str(err.value) and "\n" not in str(err.value)
+    assert err.value.subject == "generate.model" and path in str(err.value) and "\n" not in str(err.value)
 
 
 def test_speecht5_clips_by_path(tiny_tts, tmp_path):
@@ -129,7 +129,7 @@ def test_speecht5_clips_by_path(tiny_tts, tmp_path):
     assert "speakers=local:sha256:" in with_file.resolved_revision()
     with pytest.raises(ConfigError) as err:
         SpeechT5Generator(SPEECH, str(model), {"vocoder": str(tmp_path / "no-vocoder"), "speaker_embeddings": "random"})
-    assert err.value.subject == "--vocoder"
+    assert err.value.subject == "generate.vocoder"
     with pytest.raises(ConfigError):  # a TTS model does not make images
         SpeechT5Generator(CIFAR, str(model), {"vocoder": str(vocoder)})
 
@@ -166,7 +166,7 @@ def test_speaker_embeddings_from_pt_and_npy_files_and_named_errors(tmp_path):
     for spec in (str(tmp_path / "bad.npy"), str(tmp_path / "missing.pt")):
         with pytest.raises(ConfigError) as err:
             load_speaker_embeddings(spec)
-        assert err.value.subject == "--speaker-embeddings" and "\n" not in str(err.value)
+        assert err.value.subject == "generate.speaker_embeddings" and "\n" not in str(err.value)
 
 
 def test_default_speakers_offline_is_one_line_naming_the_fallback(monkeypatch):
@@ -180,5 +180,5 @@ def test_default_speakers_offline_is_one_line_naming_the_fallback(monkeypatch):
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", offline)
     with pytest.raises(ConfigError) as err:
         speecht5.load_speaker_embeddings(None)  # the default: CMU ARCTIC x-vectors from the hub
-    assert err.value.subject == "--speaker-embeddings" and "regisss/cmu-arctic-xvectors" in str(err.value)
+    assert err.value.subject == "generate.speaker_embeddings" and "regisss/cmu-arctic-xvectors" in str(err.value)
     assert "random" in str(err.value)

@@ -40,7 +40,7 @@ def test_server_label_names_accepts_a_received_set_in_dataset_order(digits):
 def test_label_set_that_does_not_match_is_one_config_error(digits, names, fragment):
     with pytest.raises(ConfigError) as err:
         server_label_names(digits, names)
-    assert err.value.subject == "--labels" and fragment in str(err.value) and "\n" not in str(err.value)
+    assert err.value.subject == "prompts.labels" and fragment in str(err.value) and "\n" not in str(err.value)
 
 
 def test_parse_label_option(tmp_path):
@@ -55,13 +55,13 @@ def test_parse_label_option(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, option",
     [
-        ({"per_class": 0}, "--per-class"),
-        ({"per_class": -3}, "--per-class"),
-        ({"scale": 0.0}, "--scale"),
-        ({"scale": -1.0}, "--scale"),
-        ({"per_class": 2, "scale": 1.0}, "--per-class"),
-        ({"style": "poem"}, "--style"),
-        ({"guidance_min": 6.0}, "--guidance-min"),
+        ({"per_class": 0}, "prompts.per_class"),
+        ({"per_class": -3}, "prompts.per_class"),
+        ({"scale": 0.0}, "prompts.scale"),
+        ({"scale": -1.0}, "prompts.scale"),
+        ({"per_class": 2, "scale": 1.0}, "prompts.per_class"),
+        ({"style": "poem"}, "prompts.style"),
+        ({"guidance_min": 6.0}, "prompts.guidance_min"),
     ],
 )
 def test_prompts_config_validation_names_the_option(kwargs, option):
@@ -73,12 +73,12 @@ def test_prompts_config_validation_names_the_option(kwargs, option):
 @pytest.mark.parametrize(
     "kwargs, option",
     [
-        ({"gen_actors": 0}, "--gen-actors"),
-        ({"gen_gpus": -0.5}, "--gen-gpus"),
-        ({"batch_size": 0}, "--batch-size"),
-        ({"shard_size": -1}, "--shard-size"),
-        ({"per_class": 0}, "--per-class"),
-        ({"engine": "spark"}, "--engine"),
+        ({"gen_actors": 0}, "generate.gen_actors"),
+        ({"gen_gpus": -0.5}, "generate.gen_gpus"),
+        ({"batch_size": 0}, "generate.batch_size"),
+        ({"shard_size": -1}, "generate.shard_size"),
+        ({"per_class": 0}, "generate.per_class"),
+        ({"engine": "spark"}, "generate.engine"),
     ],
 )
 def test_generate_config_validation_names_the_option(kwargs, option):
@@ -140,7 +140,7 @@ def test_llm_prompts_name_the_label_without_duplicates(pets, tiny_gpt2):
 def test_llm_model_path_that_does_not_exist_is_a_config_error(pets, tmp_path):
     with pytest.raises(ConfigError) as err:
         build_prompts(pets, PromptsConfig(style="llm", per_class=1, llm_model=str(tmp_path / "nope")))
-    assert err.value.subject == "--llm-model" and str(tmp_path / "nope") in str(err.value)
+    assert err.value.subject == "prompts.llm_model" and str(tmp_path / "nope") in str(err.value)
 
 
 def test_prompts_file_round_trip_reuse_and_checks(digits, pets, tmp_path):
@@ -171,7 +171,7 @@ def test_guidance_draw_is_integer_1_to_5_by_default_and_bucketed_when_uniform(di
     assert values <= {1.0 + 0.5 * k for k in range(9)} and len(values) >= 7  # a grid, so rows share scales
     with pytest.raises(ConfigError) as err:
         PromptsConfig(guidance_min=1.2, guidance_max=1.8)  # no integer in range
-    assert err.value.subject == "--guidance-min"
+    assert err.value.subject == "prompts.guidance_min"
     with pytest.raises(ConfigError) as err:
         PromptsConfig(guidance_draw="normal")
-    assert err.value.subject == "--guidance-draw"
+    assert err.value.subject == "prompts.guidance_draw"

@@ -81,7 +81,7 @@ def test_resume_writes_only_missing_or_broken_shards(ray_local, digits, digit_ro
     assert _run(digit_rows, digits, run, gen_actors=1)["written_shards"] == []  # complete: nothing to do
     with pytest.raises(ConfigError) as err:  # another seed would mix two generations
         _run(digit_rows, digits, run, seed=5)
-    assert err.value.subject == "--output-dir"
+    assert err.value.subject == "output_dir"
 
 
 def test_store_reads_back_raw_arrays_torch_and_ray(ray_local, digits, tmp_path, pets):
@@ -157,7 +157,7 @@ def test_a_run_refuses_to_mix_shards_of_two_model_revisions(digits, digit_rows, 
     (synth_dir(run) / "shard-00004.parquet").unlink()
     with pytest.raises(ConfigError) as err:
         _run(digit_rows, digits, run, engine="local")
-    assert err.value.subject == "--model" and "0" * 40 in str(err.value) and "builtin" in str(err.value)
+    assert err.value.subject == "generate.model" and "0" * 40 in str(err.value) and "builtin" in str(err.value)
     assert "shard-00004.parquet" not in {e["file"] for e in json.loads(manifest_file.read_text())["shards"]}
 
 
@@ -176,4 +176,4 @@ def test_config_error_raised_inside_an_actor_reaches_the_driver_as_one(ray_local
     writer = ShardWriter(tmp_path, prepare_output(tmp_path, plan).manifest)
     with pytest.raises(ConfigError) as err:
         run_ray(shard_tasks(rows, [0], cfg.shard_size), audio, cfg, writer)
-    assert err.value.subject == "--generator" and "audio" in str(err.value)
+    assert err.value.subject == "generate.generator" and "audio" in str(err.value)

@@ -38,7 +38,7 @@ def build_algorithm(
         return FedOpt(
             variant=name[3:], server_lr=0.01 if server_lr is None else server_lr, beta1=beta1, beta2=beta2, tau=tau
         )
-    raise ConfigError("--strategy", f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    raise ConfigError("fl.strategy", f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
 
 
 __all__ = [

@@ -32,14 +32,18 @@ def register_generator(name: str, target: str) -> None:
 
 def generator_class(name: str) -> type[Generator]:
     if name not in _GENERATORS:
-        raise ConfigError("--generator", f"unknown generator {name!r}; choose from {', '.join(generator_names())}")
+        raise ConfigError(
+            "generate.generator", f"unknown generator {name!r}; choose from {', '.join(generator_names())}"
+        )
     module, cls = _GENERATORS[name].split(":")
     try:
         return getattr(importlib.import_module(module), cls)
     except ModuleNotFoundError as exc:
         if exc.name != module:  # a missing third-party package inside the generator: say which
-            raise ConfigError("--generator", f"{name} needs the Python package {exc.name!r}; install it") from None
-        raise ConfigError("--generator", f"{name} is not available in this install") from None
+            raise ConfigError(
+                "generate.generator", f"{name} needs the Python package {exc.name!r}; install it"
+            ) from None
+        raise ConfigError("generate.generator", f"{name} is not available in this install") from None
 
 
 __all__ = ["Generator", "TargetFormat", "generator_class", "generator_names", "register_generator"]

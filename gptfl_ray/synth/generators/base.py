@@ -34,7 +34,7 @@ class Generator:
         self.target = target if isinstance(target, TargetFormat) else TargetFormat.from_dict(target)
         if self.target.modality not in self.modalities:
             raise ConfigError(
-                "--generator",
+                "generate.generator",
                 f"{self.name} makes {'/'.join(self.modalities)} data, but data set "
                 f"{self.target.dataset} is {self.target.modality}",
             )
@@ -55,7 +55,7 @@ class Generator:
         """Cheap checks on the driver before any actor starts (no model loading)."""
         if target.modality not in cls.modalities:
             raise ConfigError(
-                "--generator",
+                "generate.generator",
                 f"{cls.name} makes {'/'.join(cls.modalities)} data, but data set {target.dataset} is {target.modality}",
             )
         if model or cls.default_model:

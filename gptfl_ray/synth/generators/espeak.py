@@ -163,7 +163,7 @@ def words_of(prompt: str) -> set[str]:
 def find_program(ref: str | None = None) -> str:
     path = shutil.which(os.path.expanduser(ref or PROGRAM))
     if path is None:
-        raise ConfigError("--generator", MISSING)
+        raise ConfigError("generate.generator", MISSING)
     return path
 
 

@@ -31,7 +31,7 @@ DEFAULT_VOCODER = "microsoft/speecht5_hifigan"
 DEFAULT_SPEAKERS = "hf:regisss/cmu-arctic-xvectors"
 RANDOM_SPEAKERS = "random"
 SPEAKER_DIM = 512
-OPTION = "--speaker-embeddings"
+OPTION = "generate.speaker_embeddings"
 
 
 def _check_table(emb, source: str) -> np.ndarray:
@@ -123,7 +123,7 @@ class SpeechT5Generator(Generator):
     @classmethod
     def preflight(cls, target, model, options):
         super().preflight(target, model, options)
-        check_model_ref(options.get("vocoder", DEFAULT_VOCODER), "--vocoder")
+        check_model_ref(options.get("vocoder", DEFAULT_VOCODER), "generate.vocoder")
         check_speaker_option(options.get("speaker_embeddings"))
 
     def __init__(self, target, model=None, options=None):
@@ -138,7 +138,7 @@ class SpeechT5Generator(Generator):
         self.tts = load_model(lambda ref: SpeechT5ForTextToSpeech.from_pretrained(ref, **hub), self.model)
         self.tts = self.tts.to(self.device).eval()
         self.vocoder_ref = self.options.get("vocoder", DEFAULT_VOCODER)
-        self.vocoder = load_model(SpeechT5HifiGan.from_pretrained, self.vocoder_ref, option="--vocoder")
+        self.vocoder = load_model(SpeechT5HifiGan.from_pretrained, self.vocoder_ref, option="generate.vocoder")
         self.vocoder = self.vocoder.to(self.device).eval()
         self.sr = int(getattr(self.vocoder.config, "sampling_rate", 16000))
         self.speakers = load_speaker_embeddings(self.options.get("speaker_embeddings"))
