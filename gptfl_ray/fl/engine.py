@@ -374,6 +374,16 @@ class RayEngine:
                 next_merge += 1
         return out
 
+    @property
+    def driver_threads(self) -> int:
+        """Threads the driver's own torch work may use beside the actors on its node: the node's
+        cores less the CPUs its actors reserved, at least 1 (fl/executor.py `driver_threads`). On
+        the digits job (2 cores, 2 actors) the driver's default 2 threads made each round's
+        evaluation 55 ms instead of 24 ms and the rounds themselves 2.1 s instead of 1.3 s."""
+        here = ray.get_runtime_context().get_node_id()
+        on_node = sum(1 for node_id in self._slots if node_id == here)
+        return max(1, int((os.cpu_count() or 1) - on_node * self.cfg.client_cpus + _EPS))
+
     def describe(self) -> str:
         nodes = len({info["node_id"] for info in getattr(self, "actor_info", [])})
         return f"ray: {len(self._actors)} actors x {_resources_text(self.cfg.client_cpus, self.cfg.client_gpus)} on {nodes} node(s)"

@@ -8,7 +8,8 @@ clients it is handed. The local engine calls it in-process; the Ray engine wraps
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -224,6 +225,25 @@ class ClientExecutor:
             raise ClientFailure(cid, round_idx, f"{type(exc).__name__}: {exc}") from exc
 
 
+@contextmanager
+def driver_threads(n: int | None) -> Iterator[None]:
+    """This process's torch and BLAS threads limited to `n` for the block (None: left as they are).
+
+    The round loop's own torch work (held-out evaluation, server steps) runs in the driver beside
+    the executor actors on its node; more threads than the cores the actors left free contend
+    with them, and idle OpenMP threads keep spinning for a while after every parallel region."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class LocalEngine:
     """Runs every sampled client in this process, one after another (debugging, tests)."""
 
@@ -246,6 +266,8 @@ class LocalEngine:
 
     def run_round(self, global_params, client_ids, round_idx, broadcast=None, states=None, dp_clip=None) -> RoundResult:
         return self.executor.run(global_params, client_ids, round_idx, broadcast, states, dp_clip)
+
+    driver_threads = None  # the clients run in this process, on the executor's own thread count
 
     def describe(self) -> str:
         return f"local (in-process, {self.executor.mode} clients)"

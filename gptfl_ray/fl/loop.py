@@ -28,7 +28,7 @@ from gptfl_ray.fl.algorithms import build_algorithm
 from gptfl_ray.fl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.crossdevice import CrossDevice
-from gptfl_ray.fl.executor import ExecutorSpec
+from gptfl_ray.fl.executor import ExecutorSpec, driver_threads
 from gptfl_ray.fl.metrics import HeldOut, round_bytes
 from gptfl_ray.fl.pool import EnginePool
 from gptfl_ray.fl.state_store import ClientStateStore
@@ -192,103 +192,104 @@ def run_federation(
         )
     P = len(state.params)
     try:
-        while state.round < fl.rounds:
-            r = state.round + 1
-            sel = xdev.select(r)  # the plain sampler's pick unless devices or DP shape the round
-            ids = sel.ids
-            broadcast = client.broadcast(state)
-            states = store.get(ids) if store is not None else None
-            try:
-                res = engine.run_round(state.params, ids, r, broadcast, states, dp_clip=xdev.client_clip)
-            except (ConfigError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # noqa: BLE001 - a client's failure is the run's, reported in one line
-                found = find_config_error(exc)
-                if found is not None:
-                    raise found from None
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-                raise RunError(
-                    f"round {r}: a client failed ({type(exc).__name__}: {first[:300]}); "
-                    "the run stops at its last checkpoint (`resume` continues it)"
-                ) from exc
-            secagg, extra = None, dict(sel.info)
-            if xdev.dp is not None:  # noised on the server after the (plain or secure) sum
-                agg, secagg, dp_info = xdev.aggregate(res, r)
-                extra.update(dp_info)
-            else:  # None when nobody was heard from in time: the model stays as it is
-                agg, secagg = aggregator.mean(res, r)
-            state = algo.server_update(state, agg) if agg is not None else state.with_(round=r)
-            if server_hook is not None:  # server-side work moves no bytes; checkpointed below
-                state = state.with_(params=np.asarray(server_hook(state.params, r), np.float32))
-            if store is not None:
-                store.put(res.new_states)
-            finished = 0 if agg is None else agg.num_clients
-            down, up = round_bytes(P, sel.selected, finished, client.wire_copies)
-            if secagg is not None:  # the protocol's own traffic replaces the plain float uploads
-                down, up = down + secagg.bytes_down, secagg.bytes_up
-            cum_down, cum_up = cum_down + down, cum_up + up
-            row = {
-                "round": r,
-                "clients": int(len(ids)),
-                "finished": finished,
-                "dropped": len(res.partial.dropped),
-                "train_loss": float("nan") if agg is None else agg.train_loss,
-                "gradient_diversity": float("nan") if agg is None else agg.gradient_diversity,
-                "bytes_down": down,
-                "bytes_up": up,
-                "cum_bytes_down": cum_down,
-                "cum_bytes_up": cum_up,
-                "cum_bytes": cum_down + cum_up,
-                **(
-                    {}
-                    if secagg is None
-                    else {
-                        "secagg_bytes_up": secagg.bytes_up,
-                        "secagg_bytes_down": secagg.bytes_down,
-                        "secagg_error_bound": secagg.extra["mean_error_bound"],
-                    }
-                ),
-                **extra,
-            }
-            rounds.append(row)
-            _append_jsonl(out / "rounds.jsonl", row)
-            fault_point("round")
-            if r % fl.eval_every == 0 or r == fl.rounds:
-                ev = {
+        with driver_threads(engine.driver_threads if engine is not None else None):
+            while state.round < fl.rounds:
+                r = state.round + 1
+                sel = xdev.select(r)  # the plain sampler's pick unless devices or DP shape the round
+                ids = sel.ids
+                broadcast = client.broadcast(state)
+                states = store.get(ids) if store is not None else None
+                try:
+                    res = engine.run_round(state.params, ids, r, broadcast, states, dp_clip=xdev.client_clip)
+                except (ConfigError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a client's failure is the run's, reported in one line
+                    found = find_config_error(exc)
+                    if found is not None:
+                        raise found from None
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                    raise RunError(
+                        f"round {r}: a client failed ({type(exc).__name__}: {first[:300]}); "
+                        "the run stops at its last checkpoint (`resume` continues it)"
+                    ) from exc
+                secagg, extra = None, dict(sel.info)
+                if xdev.dp is not None:  # noised on the server after the (plain or secure) sum
+                    agg, secagg, dp_info = xdev.aggregate(res, r)
+                    extra.update(dp_info)
+                else:  # None when nobody was heard from in time: the model stays as it is
+                    agg, secagg = aggregator.mean(res, r)
+                state = algo.server_update(state, agg) if agg is not None else state.with_(round=r)
+                if server_hook is not None:  # server-side work moves no bytes; checkpointed below
+                    state = state.with_(params=np.asarray(server_hook(state.params, r), np.float32))
+                if store is not None:
+                    store.put(res.new_states)
+                finished = 0 if agg is None else agg.num_clients
+                down, up = round_bytes(P, sel.selected, finished, client.wire_copies)
+                if secagg is not None:  # the protocol's own traffic replaces the plain float uploads
+                    down, up = down + secagg.bytes_down, secagg.bytes_up
+                cum_down, cum_up = cum_down + down, cum_up + up
+                row = {
                     "round": r,
-                    **held_out(eval_model, state.params),
-                    **{
-                        k2: row[k2]
-                        for k2 in (
-                            "cum_bytes",
-                            "cum_bytes_down",
-                            "cum_bytes_up",
-                            "gradient_diversity",
-                            "dropped",
-                            "epsilon",
-                            "sim_time_s",
-                        )
-                        if k2 in row
-                    },
+                    "clients": int(len(ids)),
+                    "finished": finished,
+                    "dropped": len(res.partial.dropped),
+                    "train_loss": float("nan") if agg is None else agg.train_loss,
+                    "gradient_diversity": float("nan") if agg is None else agg.gradient_diversity,
+                    "bytes_down": down,
+                    "bytes_up": up,
+                    "cum_bytes_down": cum_down,
+                    "cum_bytes_up": cum_up,
+                    "cum_bytes": cum_down + cum_up,
+                    **(
+                        {}
+                        if secagg is None
+                        else {
+                            "secagg_bytes_up": secagg.bytes_up,
+                            "secagg_bytes_down": secagg.bytes_down,
+                            "secagg_error_bound": secagg.extra["mean_error_bound"],
+                        }
+                    ),
+                    **extra,
                 }
-                history.append(ev)
-                _append_jsonl(out / "metrics.jsonl", ev)
-                if on_round:
-                    on_round(ev)
-            elif on_round:
-                on_round({"round": r})
-            if (fl.checkpoint_every and r % fl.checkpoint_every == 0) or r == fl.rounds:
-                save_checkpoint(
-                    ckpt_dir,
-                    state,
-                    {
-                        "cum_bytes_down": cum_down,
-                        "cum_bytes_up": cum_up,
-                        "config": config_dict(cfg),
-                        "cross_device": xdev.state(),
-                    },
-                    store.snapshot() if store is not None else None,
-                )
+                rounds.append(row)
+                _append_jsonl(out / "rounds.jsonl", row)
+                fault_point("round")
+                if r % fl.eval_every == 0 or r == fl.rounds:
+                    ev = {
+                        "round": r,
+                        **held_out(eval_model, state.params),
+                        **{
+                            k2: row[k2]
+                            for k2 in (
+                                "cum_bytes",
+                                "cum_bytes_down",
+                                "cum_bytes_up",
+                                "gradient_diversity",
+                                "dropped",
+                                "epsilon",
+                                "sim_time_s",
+                            )
+                            if k2 in row
+                        },
+                    }
+                    history.append(ev)
+                    _append_jsonl(out / "metrics.jsonl", ev)
+                    if on_round:
+                        on_round(ev)
+                elif on_round:
+                    on_round({"round": r})
+                if (fl.checkpoint_every and r % fl.checkpoint_every == 0) or r == fl.rounds:
+                    save_checkpoint(
+                        ckpt_dir,
+                        state,
+                        {
+                            "cum_bytes_down": cum_down,
+                            "cum_bytes_up": cum_up,
+                            "config": config_dict(cfg),
+                            "cross_device": xdev.state(),
+                        },
+                        store.snapshot() if store is not None else None,
+                    )
     finally:
         if own_pool:
             engines.close()

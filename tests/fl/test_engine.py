@@ -164,6 +164,22 @@ def test_gpu_fractions_four_actors_share_one_gpu_and_fall_back_to_cpu(ray_runtim
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("num_actors", [1, 3])
+def test_the_driver_keeps_to_the_cores_its_actors_leave(ray_runtime, task, num_actors):
+    import os
+
+    from gptfl_ray.fl.executor import driver_threads
+
+    with make_engine(task, num_actors=num_actors) as eng:
+        assert eng.driver_threads == max(1, (os.cpu_count() or 1) - num_actors)
+    before = torch.get_num_threads()
+    with driver_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with driver_threads(None):
+        assert torch.get_num_threads() == before
+
+
 def test_num_actors_beyond_capacity_fails_fast(ray_runtime, task):
     with pytest.raises(ConfigError, match="engine.num_actors"):
         make_engine(task, num_actors=5)
