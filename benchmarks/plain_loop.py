@@ -37,11 +37,11 @@ import time
 T_START = time.perf_counter()  # before the heavy imports
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from run_summary import emit  # noqa: E402  (benchmarks/run_summary.py, beside this script)
 
 from gptfl_ray.data import load_dataset, partition  # noqa: E402
 from gptfl_ray.fl.client import LocalTrainConfig, client_update  # noqa: E402
@@ -103,24 +103,14 @@ def main(argv=None) -> dict:
         evaluate(r)
     t_end = time.perf_counter()
 
-    out = {
-        "system": "plain",
-        "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "wall_incl_startup_s": round(t_end - T_START, 3),
-        "rounds_2_to_last_s": round(ends[a.rounds] - ends[1], 3) if a.rounds > 1 else None,
-        "round_end_s": {str(k): round(v, 3) for k, v in sorted(ends.items())},
-        "round0_accuracy": history[0]["accuracy"],
-        "final_accuracy": history[-1]["accuracy"],
-        "final_loss": history[-1]["loss"],
-        "accuracy_by_round": [round(h["accuracy"], 4) for h in history],
-    }
-    text = json.dumps(out)
-    print(text, flush=True)
-    if a.json_out:
-        with open(a.json_out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    return out
+    return emit(
+        {"system": "plain", "torch_version": torch.__version__, "threads": torch.get_num_threads()},
+        wall_s=t_end - T_START,
+        ends=ends,
+        history=history,
+        rounds=a.rounds,
+        json_out=a.json_out,
+    )
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ from gptfl_ray.fl.sampler import sample_clients  # noqa: E402
 from gptfl_ray.models.params import get_flat  # noqa: E402
 from gptfl_ray.models.registry import build_model  # noqa: E402
 from gptfl_ray.seeding import client_seed  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: run_summary
+from run_summary import emit  # noqa: E402
 
 DATASET, MODEL = "digits", "cnn"
 
@@ -228,31 +230,25 @@ def main(argv=None, t_start: float | None = None) -> dict:
     hist = RESULT.get("history", [])
     if not hist or max(ends) != a.rounds:
         raise SystemExit(f"flower run did not finish: evaluated rounds {sorted(ends)}")
-    out = {
-        "system": "flower",
-        "flwr_version": flwr.__version__,
-        "ray_version": ray.__version__,
-        "torch_version": torch.__version__,
-        "client_cpus": a.client_cpus,
-        "same_draws": bool(a.same_draws),
-        "wall_incl_startup_s": round(t_end - T_START, 3),
-        "ray_startup_s": round(t_ray1 - t_ray0, 3),
-        "wall_excl_ray_startup_s": round((t_end - T_START) - (t_ray1 - t_ray0), 3),
-        "simulation_s": round(t_fl_end - t_ray1, 3),  # run_simulation: actor pool + all rounds
-        "rounds_2_to_last_s": round(ends[a.rounds] - ends[1], 3) if a.rounds > 1 else None,
-        "round_end_s": {str(k): round(v, 3) for k, v in sorted(ends.items())},
-        **sampler.report(),
-        "round0_accuracy": hist[0]["accuracy"],
-        "final_accuracy": hist[-1]["accuracy"],
-        "final_loss": hist[-1]["loss"],
-        "accuracy_by_round": [round(h["accuracy"], 4) for h in hist],
-    }
-    text = json.dumps(out)
-    print(text, flush=True)
-    if a.json_out:
-        with open(a.json_out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    return out
+    return emit(
+        {
+            "system": "flower",
+            "flwr_version": flwr.__version__,
+            "ray_version": ray.__version__,
+            "torch_version": torch.__version__,
+            "client_cpus": a.client_cpus,
+            "same_draws": bool(a.same_draws),
+            "ray_startup_s": round(t_ray1 - t_ray0, 3),
+            "wall_excl_ray_startup_s": round((t_end - T_START) - (t_ray1 - t_ray0), 3),
+            "simulation_s": round(t_fl_end - t_ray1, 3),  # run_simulation: actor pool + all rounds
+            **sampler.report(),
+        },
+        wall_s=t_end - T_START,
+        ends=ends,
+        history=hist,
+        rounds=a.rounds,
+        json_out=a.json_out,
+    )
 
 
 if __name__ == "__main__":

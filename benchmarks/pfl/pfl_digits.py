@@ -60,7 +60,7 @@ T_START = time.perf_counter()  # before the heavy imports: "including start-up" 
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -83,6 +83,9 @@ from gptfl_ray.fl.sampler import sample_clients  # noqa: E402
 from gptfl_ray.models.factory import ModelFactory  # noqa: E402
 from gptfl_ray.models.params import get_flat  # noqa: E402
 from gptfl_ray.seeding import client_seed  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: run_summary
+from run_summary import emit  # noqa: E402
 
 DATASET, MODEL = "digits", "cnn"
 
@@ -257,26 +260,20 @@ def main(argv=None) -> dict:
     ends, hist = evaluation.round_end_s, evaluation.history
     if max(ends) != a.rounds:
         raise SystemExit(f"pfl run did not finish: evaluated rounds {sorted(ends)}")
-    out = {
-        "system": "pfl",
-        "pfl_version": getattr(pfl, "__version__", None) or _dist_version("pfl"),
-        "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "sampler": a.sampler,
-        "wall_incl_startup_s": round(t_end - T_START, 3),
-        "rounds_2_to_last_s": round(ends[a.rounds] - ends[1], 3) if a.rounds > 1 else None,
-        "round_end_s": {str(k): round(v, 3) for k, v in sorted(ends.items())},
-        "round0_accuracy": hist[0]["accuracy"],
-        "final_accuracy": hist[-1]["accuracy"],
-        "final_loss": hist[-1]["loss"],
-        "accuracy_by_round": [round(h["accuracy"], 4) for h in hist],
-    }
-    text = json.dumps(out)
-    print(text, flush=True)
-    if a.json_out:
-        with open(a.json_out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    return out
+    return emit(
+        {
+            "system": "pfl",
+            "pfl_version": getattr(pfl, "__version__", None) or _dist_version("pfl"),
+            "torch_version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "sampler": a.sampler,
+        },
+        wall_s=t_end - T_START,
+        ends=ends,
+        history=hist,
+        rounds=a.rounds,
+        json_out=a.json_out,
+    )
 
 
 def _dist_version(name: str) -> str | None:
