@@ -41,7 +41,7 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from run_summary import emit  # noqa: E402  (benchmarks/run_summary.py, beside this script)
+from peer_job import add_job_args, emit  # noqa: E402  (benchmarks/peer_job.py, beside this script)
 
 from gptfl_ray.data import load_dataset, partition  # noqa: E402
 from gptfl_ray.fl.client import LocalTrainConfig, client_update  # noqa: E402
@@ -55,16 +55,7 @@ DATASET, MODEL = "digits", "cnn"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clients", type=int, default=50)
-    p.add_argument("--alpha", type=float, default=0.1)
-    p.add_argument("--clients-per-round", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=30)
-    p.add_argument("--local-epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
+    p = add_job_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--json-out", default=None, help="also write the result JSON here")
     return p.parse_args(argv)

@@ -63,8 +63,8 @@ from gptfl_ray.fl.sampler import sample_clients  # noqa: E402
 from gptfl_ray.models.params import get_flat  # noqa: E402
 from gptfl_ray.models.registry import build_model  # noqa: E402
 from gptfl_ray.seeding import client_seed  # noqa: E402
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: run_summary
-from run_summary import emit  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: peer_job
+from peer_job import add_job_args, emit  # noqa: E402
 
 DATASET, MODEL = "digits", "cnn"
 
@@ -171,16 +171,7 @@ def server_main(grid: Grid, context: Context) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clients", type=int, default=50)
-    p.add_argument("--alpha", type=float, default=0.1)
-    p.add_argument("--clients-per-round", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=30)
-    p.add_argument("--local-epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
+    p = add_job_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     p.add_argument("--client-cpus", type=float, default=1.0,
                    help="CPUs per virtual client (Flower's default is 2; 1 gives two actors on two cores)")
     p.add_argument("--same-draws", action="store_true",

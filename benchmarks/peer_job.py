@@ -1,9 +1,25 @@
-"""The one JSON line each side-by-side script (plain_loop.py, pfl/pfl_digits.py,
-flower/flower_digits.py) prints when its run ends; bench_peers.py and bench_flower.py read it."""
+"""What the side-by-side scripts (plain_loop.py, pfl/pfl_digits.py, flower/flower_digits.py)
+share: the job's command-line arguments, with issue 14's job as the defaults, and the one JSON
+line each prints when its run ends (bench_peers.py and bench_flower.py read it)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+
+
+def add_job_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """digits, 50 clients, Dirichlet 0.1, 10 per round, 30 rounds, 1 epoch, batch 10, SGD lr 0.05."""
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--alpha", type=float, default=0.1)
+    p.add_argument("--clients-per-round", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--local-epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    return p
 
 
 def emit(
