@@ -316,6 +316,10 @@ def _upload_stats(uploads: list[ClientUpload]) -> dict:
 def run_fgl_variants(ctx: SimContext) -> dict[str, dict]:
     """`fgl` (one-shot) and, with --fgl-rounds > 0, `fgl_rounds`, sharing one one-shot model."""
     cfg, task = ctx.cfg, ctx.task
+    # The one-shot stage generates with Ray Data and trains with Ray Train; an earlier FL variant's
+    # executor actors may hold every CPU they need, and Ray would wait for them forever. The pool
+    # lets go here and starts again for fgl_rounds.
+    ctx.engines.close()
     shot = one_shot(cfg, task, ctx.factory, ctx.run_dir, ctx.stage)
     out = {"fgl": _one_shot_summary(shot, task)}
     if cfg.fgl.rounds > 0:

@@ -54,6 +54,23 @@ def test_simulate_end_to_end_on_ray(tmp_path):
     assert "[federate.fl]" in (run / "config.toml").read_text()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_fgl_after_fl_variants_on_ray_gets_the_cpus_back(tmp_path):
+    """FGL's one-shot stage (Ray Data generation, Ray Train) runs after the FL variants, whose
+    executor actors (2 x 1 CPU) hold every CPU of the 2-CPU Ray: the run's pool must let go of
+    them first, or generation waits for resources forever."""
+    run = tmp_path / "run"
+    res = simulate(
+        *TINY, "--variants", "fedavg,fgl", "--fgl-rounds", "1", "--num-actors", "2", "--client-cpus", "1",
+        "--output-dir", str(run),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["variants"]) == {"fedavg", "fgl", "fgl_rounds"}
+    assert summary["variants"]["fgl_rounds"]["final_round"] == 2
+
+
 def test_rerun_reuses_stages_and_extends_rounds(tmp_path):
     run = tmp_path / "run"
     local = [*TINY, "--backend", "local", "--train-workers", "0", "--output-dir", str(run)]
