@@ -113,8 +113,3 @@ class SecureAggregator(Aggregator):
 
 def build_aggregator(fl: FLConfig) -> Aggregator:
     return SecureAggregator(fl) if fl.secure_aggregation else PlainAggregator()
-
-
-def secure_aggregate(res: RoundResult, agg: Aggregate, fl: FLConfig, round_idx: int) -> tuple[Aggregate, SecAggResult]:
-    """The round's weighted mean through secure aggregation, from the plain `finalize` result."""
-    return SecureAggregator(fl).secure_mean(res, agg, round_idx)

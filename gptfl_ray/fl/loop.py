@@ -23,7 +23,6 @@ from gptfl_ray.data.base import Dataset
 from gptfl_ray.errors import ConfigError, RunError, find_config_error
 from gptfl_ray.faults import fault_point
 from gptfl_ray.fl.aggregator import build_aggregator
-from gptfl_ray.fl.aggregator import secure_aggregate as secure_aggregate  # callers of fl.loop's name
 from gptfl_ray.fl.algorithms import build_algorithm
 from gptfl_ray.fl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from gptfl_ray.fl.client import LocalTrainConfig
@@ -212,7 +211,7 @@ def run_federation(
                         f"round {r}: a client failed ({type(exc).__name__}: {first[:300]}); "
                         "the run stops at its last checkpoint (`resume` continues it)"
                     ) from exc
-                secagg, extra = None, dict(sel.info)
+                extra = dict(sel.info)
                 if xdev.dp is not None:  # noised on the server after the (plain or secure) sum
                     agg, secagg, dp_info = xdev.aggregate(res, r)
                     extra.update(dp_info)

@@ -8,9 +8,9 @@ from gptfl_ray.data import load_dataset
 from gptfl_ray.data.partition import partition
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.aggregate import finalize
+from gptfl_ray.fl.aggregator import SecureAggregator
 from gptfl_ray.fl.client import LocalTrainConfig
 from gptfl_ray.fl.executor import ClientExecutor, ExecutorSpec
-from gptfl_ray.fl.loop import secure_aggregate
 from gptfl_ray.models.factory import ModelFactory
 from gptfl_ray.models.params import get_flat
 
@@ -43,7 +43,7 @@ def test_secure_mean_equals_plain_mean_within_bound(setup, dropout):
     fl = FLConfig(secure_aggregation=True, secagg_clip=1.0, secagg_bits=20, dropout=dropout)
     vectors = np.stack([v[:-1] for v in res.client_vectors.values()])
     assert np.abs(vectors).max() <= 1.0  # nothing clipped, so only quantization error remains
-    agg, out = secure_aggregate(res, plain, fl, 1)
+    agg, out = SecureAggregator(fl).secure_mean(res, plain, 1)
     bound = out.extra["mean_error_bound"]
     assert 0 < bound < 1e-4
     err = np.abs(agg.delta.astype(np.float64) - plain.delta.astype(np.float64)).max()
