@@ -54,20 +54,19 @@ class EnginePool:
         self.builds += 1
 
     def get(self, cfg: FederateConfig, spec: ExecutorSpec, dataset, parts):
-        if self._engine is not None and self._key[0] == cfg.engine:
-            _, ds, held = self._key
-            # The data by identity (the pool holds references, so an id is never reused meanwhile).
-            if ds is dataset and held is parts:
-                if self._engine.spec != spec:
-                    self._engine.configure(spec)
-                self.reuses += 1
-                return self._engine
-            x = dataset.prepare(dataset.x_train)
-            self._engine.load(spec, x, dataset.y_train.astype(np.int64), parts)
+        running = self._engine is not None and self._key[0] == cfg.engine
+        # The data by identity (the pool holds references, so an id is never reused meanwhile).
+        if running and self._key[1] is dataset and self._key[2] is parts:
+            if self._engine.spec != spec:
+                self._engine.configure(spec)
+            self.reuses += 1
+            return self._engine
+        x, y = dataset.prepare(dataset.x_train), dataset.y_train.astype(np.int64)
+        if running:
+            self._engine.load(spec, x, y, parts)
         else:
             self.close()
-            x = dataset.prepare(dataset.x_train)
-            self._engine = make_engine(cfg, spec, x, dataset.y_train.astype(np.int64), parts)
+            self._engine = make_engine(cfg, spec, x, y, parts)
             self.builds += 1
         self._key = (cfg.engine, dataset, parts)
         self.loads += 1
