@@ -26,7 +26,7 @@ from gptfl_ray.cli.options import (
 )
 from gptfl_ray.config import FederateConfig, check_resumable, federate_config
 from gptfl_ray.errors import ConfigError
-from gptfl_ray.ray_runtime import check_resources, client_requests, ensure_ray
+from gptfl_ray.ray_runtime import ACTOR_MODULES, check_resources, client_requests, ensure_ray, start_ray
 from gptfl_ray.runio import (
     RunLock,
     check_output_dir,
@@ -171,22 +171,26 @@ def federate(**kw):
     cfg = resolve_config(
         kw["config"], output_dir, kw["resume"], kw["overwrite"], overrides, kw["init"], sets=kw.get("set")
     )
-    from gptfl_ray.fl.pool import EnginePool
     from gptfl_ray.tracking import check_track
 
     check_track(kw["track"])
-    engines = EnginePool()
     if cfg.engine.backend == "ray":
-        ensure_ray(cfg.engine.address)
-        check_resources(client_requests(cfg.engine))
-        engines.prestart(cfg)  # the actors start and import while this process loads the data
-    with engines:
+        # Ray's processes come up, and its workers import the executor, while this process
+        # imports torch and the data sets below (ray_runtime.start_ray).
+        start_ray(cfg.engine.address, preload=ACTOR_MODULES)
+    from gptfl_ray.fl.pool import EnginePool  # imports torch
+
+    with EnginePool() as engines:
         return _federate(cfg, output_dir, kw, engines)
 
 
 def _federate(cfg, output_dir: Path, kw: dict, engines) -> dict:
     from gptfl_ray.methods.task import load_task
 
+    if cfg.engine.backend == "ray":
+        ensure_ray(cfg.engine.address)
+        check_resources(client_requests(cfg.engine))
+        engines.prestart(cfg)  # the actors start while this process loads the data
     task = load_task(cfg)
     if kw["show_partition"]:
         from gptfl_ray.data.partition import partition_summary, partition_table

@@ -5,18 +5,39 @@ included). Without either a single-node Ray starts
 that listens on 127.0.0.1 only, so nothing of a laptop run is reachable from the network:
 Ray picks its node address from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imported, and
 "0" selects loopback (docs/architecture.md).
+
+Start-up and exit are on the critical path of every short run, so they overlap what they can:
+
+- `start_ray` begins that same start on a background thread and returns at once; the command
+  goes on importing torch and loading data while Ray's processes come up, and the next
+  `ensure_ray` waits for it. The thread stays alive until the process ends: Ray starts its node
+  processes with PR_SET_PDEATHSIG, which fires when the *thread* that spawned them exits.
+- A local Ray started here can preload modules into its worker processes (`preload`): the
+  workers Ray starts as soon as the driver connects then import torch and the executor before any
+  actor is asked for, instead of after.
+- `stop_ray` (also run at exit for a local Ray started here) first ends the autoscaler monitor,
+  which a single-node Ray without an autoscaling config does not use and which ignores SIGTERM
+  until `ray.shutdown`'s one-second grace period runs out, then shuts Ray down.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import math
 import os
+import signal
 import socket
+import sys
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gptfl_ray.errors import ConfigError
 
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# What an executor actor's process imports (fl/engine.py): the `preload` of a federating command.
+ACTOR_MODULES = ("gptfl_ray.fl.engine",)
 
 
 def verbose() -> bool:
@@ -42,8 +63,92 @@ def quiet_ray_logs() -> None:
     logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None) -> bool:
-    """Initialise Ray unless it already is; True when this call started it (and owns shutdown)."""
+@dataclass
+class _Start:
+    """A start of Ray in flight on its own thread (`start_ray`)."""
+
+    args: tuple
+    done: threading.Event
+    started: bool = False
+    error: BaseException | None = None
+
+
+_pending: _Start | None = None
+_lock = threading.Lock()
+
+
+class _NotMainThread(logging.Filter):
+    """Ray warns that a ray.init off the main thread sets no SIGTERM handler; `start_ray` sets it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+def start_ray(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: float | None = None,
+    preload: Sequence[str] = (),
+) -> None:
+    """Begin `ensure_ray(address, num_cpus, num_gpus, preload)` on a background thread and return
+    at once; the next `ensure_ray` waits for it and raises what it raised. Does nothing when Ray
+    already runs in this process or a start is already in flight."""
+    global _pending
+    import ray
+
+    with _lock:
+        if _pending is not None or ray.is_initialized():
+            return
+        if threading.current_thread() is threading.main_thread():
+            # What ray.init does on the main thread: SIGTERM exits through atexit, so Ray is shut down.
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+            logging.getLogger("ray._private.worker").addFilter(_NotMainThread())
+        start = _pending = _Start((address, num_cpus, num_gpus, tuple(preload)), threading.Event())
+
+    def run() -> None:
+        try:
+            start.started = _ensure_ray(*start.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the ensure_ray that waits for it
+            start.error = exc
+        finally:
+            start.done.set()
+        threading.Event().wait()  # keep Ray's processes alive: their parent-death signal is this thread's
+
+    threading.Thread(target=run, name="gptfl-ray-start", daemon=True).start()
+
+
+def _join_pending() -> _Start | None:
+    global _pending
+    with _lock:
+        start, _pending = _pending, None
+    if start is not None:
+        start.done.wait()
+    return start
+
+
+def ensure_ray(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: float | None = None,
+    preload: Sequence[str] = (),
+) -> bool:
+    """Initialise Ray unless it already is; True when this call started it (and owns shutdown).
+    A start begun by `start_ray` is waited for first; the first call after it returns whether
+    that start started Ray, and raises what it raised. `preload`: modules a local Ray's worker
+    processes import as they start."""
+    start = _join_pending()
+    if start is not None:
+        if start.error is not None:
+            raise start.error
+        # The early start was for this command; a call that asks for another cluster is still
+        # checked against the running one below.
+        if start.args[0] == address or address is None:
+            return start.started
+    return _ensure_ray(address, num_cpus, num_gpus, tuple(preload))
+
+
+def _ensure_ray(address, num_cpus, num_gpus, preload) -> bool:
     os.environ.setdefault(_LOOPBACK_ENV, "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -91,9 +196,52 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, num_gpus
         kwargs["num_cpus"] = num_cpus
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus
+    if preload:
+        kwargs["_system_config"] = {"preload_python_modules": list(preload)}
     # address="local": always our own instance, never another session's cluster found on this machine
-    ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=verbose(), **kwargs)
+    context = ray.init(
+        address="local", include_dashboard=False, configure_logging=False, log_to_driver=verbose(), **kwargs
+    )
+    gcs_address = getattr(context, "address_info", {}).get("gcs_address")
+    if gcs_address:  # (None where ray.init is replaced, as in a test)
+        atexit.register(_stop_at_exit, gcs_address)
     return True
+
+
+def stop_ray() -> None:
+    """`ray.shutdown()`, ending the local node's autoscaler monitor first (see the module text)."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    _end_monitor()
+    ray.shutdown()
+
+
+def _stop_at_exit(gcs_address: str) -> None:
+    import ray
+
+    # Only the local Ray this registration was made for; one started later registers its own.
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address == gcs_address:
+        stop_ray()
+
+
+def _end_monitor() -> None:
+    """SIGKILL the autoscaler monitor of a head node this process started (none when it joined a
+    cluster). Checked against Ray 2.60.0, like `_force_loopback`; any other layout is left alone."""
+    import ray._private.ray_constants as ray_constants
+    import ray._private.worker as ray_worker
+
+    node = getattr(ray_worker, "_global_node", None)
+    procs = getattr(node, "all_processes", None) or {}
+    for info in procs.get(getattr(ray_constants, "PROCESS_TYPE_MONITOR", "monitor"), []):
+        proc = getattr(info, "process", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            try:
+                proc.wait(timeout=1.0)
+            except Exception:  # noqa: BLE001 - ray.shutdown reaps it as before
+                pass
 
 
 def _force_loopback() -> None:

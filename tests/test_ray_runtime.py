@@ -42,3 +42,49 @@ def test_rays_private_api_is_used_in_ray_runtime_only():
             if any(n.startswith("ray.") and any(part.startswith("_") for part in n.split(".")[1:]) for n in names):
                 users.add(path.relative_to(root).as_posix())
     assert users == {"gptfl_ray/ray_runtime.py"}
+
+
+def _shutdown():
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def test_a_start_in_the_background_hands_its_error_to_the_next_ensure_ray():
+    from gptfl_ray.ray_runtime import start_ray
+
+    _shutdown()
+    start_ray("127.0.0.1:1")  # returns at once; the failure is raised where the command waits
+    with pytest.raises(ConfigError, match="no Ray cluster answers"):
+        ensure_ray("127.0.0.1:1")
+    assert not ray.is_initialized()
+
+
+@pytest.mark.ray
+def test_a_background_start_outlives_its_thread_preloads_workers_and_stop_ray_ends_the_monitor():
+    import time
+
+    from gptfl_ray.ray_runtime import start_ray, stop_ray
+
+    _shutdown()
+    start_ray(num_cpus=1, preload=("gptfl_ray.fl.engine",))
+    start_ray(num_cpus=1)  # a second call while the first is in flight does nothing
+    try:
+        assert ensure_ray() is True  # the background start started Ray: this command owns it
+        assert ensure_ray() is False
+        time.sleep(1.0)  # Ray's processes are children of the start thread; they must still run
+
+        @ray.remote(num_cpus=1)
+        def preloaded():
+            import sys
+
+            return "gptfl_ray.fl.engine" in sys.modules
+
+        assert ray.get(preloaded.remote(), timeout=60) is True
+        import ray._private.worker as ray_worker
+
+        monitors = ray_worker._global_node.all_processes["monitor"]
+        assert monitors and all(m.process.poll() is None for m in monitors)
+    finally:
+        stop_ray()
+    assert not ray.is_initialized()
+    assert all(m.process.poll() is not None for m in monitors)

@@ -103,7 +103,7 @@ def _client_update(model, global_params, x, y, cfg, seed, *, client_id, terms, l
     model.train()
     layout = layout or param_layout(model)
     slices, _ = layout
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = LocalSGD(list(model.parameters()), cfg)
     mu = float(terms.prox_mu)
     anchors = [p.detach().clone() for p, _ in slices] if mu > 0 else None
     drift = None
@@ -115,7 +115,7 @@ def _client_update(model, global_params, x, y, cfg, seed, *, client_id, terms, l
     steps, loss_sum, seen = 0, 0.0, 0
     for idx in client_batches(n, cfg, seed):
         idx = idx.to(device)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         out = model(x[idx])
         loss = F.cross_entropy(out, y[idx])
         loss.backward()
@@ -135,6 +135,39 @@ def _client_update(model, global_params, x, y, cfg, seed, *, client_id, terms, l
 
     delta = get_flat(model) - global_params.astype(np.float32)
     return ClientResult(client_id=client_id, num_samples=n, delta=delta, loss=loss_sum / max(seen, 1), steps=steps)
+
+
+class LocalSGD:
+    """torch.optim.SGD's step (no dampening, no Nesterov), bit for bit: the same ops in the same
+    order as torch's single-tensor path, which torch itself takes for CPU tensors. Written out
+    because building the first `torch.optim` optimizer in a process imports torch._dynamo, about
+    1 s of CPU in every executor process (tests/fl/test_local_sgd.py checks both claims)."""
+
+    def __init__(self, params: list[torch.Tensor], cfg: LocalTrainConfig):
+        self.params = params
+        self.lr, self.momentum, self.weight_decay = float(cfg.lr), float(cfg.momentum), float(cfg.weight_decay)
+        self.bufs: list[torch.Tensor | None] = [None] * len(params)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            grad = p.grad
+            if grad is None:  # torch's SGD skips such a parameter and keeps its buffer
+                continue
+            if self.weight_decay != 0:
+                grad = grad.add(p, alpha=self.weight_decay)
+            if self.momentum != 0:
+                buf = self.bufs[i]
+                if buf is None:
+                    buf = self.bufs[i] = grad.detach().clone()
+                else:
+                    buf.mul_(self.momentum).add_(grad, alpha=1)
+                grad = buf
+            p.add_(grad, alpha=-self.lr)
 
 
 def client_batches(n: int, cfg: LocalTrainConfig, seed: int) -> list[torch.Tensor]:

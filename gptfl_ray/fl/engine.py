@@ -51,7 +51,7 @@ from gptfl_ray.config import EngineConfig
 from gptfl_ray.errors import ConfigError
 from gptfl_ray.fl.aggregate import PartialSum
 from gptfl_ray.fl.executor import ClientExecutor, ClientFailure, ExecutorSpec, RoundResult
-from gptfl_ray.ray_runtime import ensure_ray
+from gptfl_ray.ray_runtime import ensure_ray, stop_ray
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +163,6 @@ class ExecutorActor:
             else:
                 # Reported to the driver, which logs it once for the pool.
                 self.note = f"Ray assigned GPU {','.join(self.gpu_ids)} but torch sees no CUDA device; running on CPU"
-        # The first optimizer built imports torch._dynamo (~2 s CPU): paid here, before any data.
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
         self.executor = None
         self.zero_copy = False
 
@@ -400,7 +398,7 @@ class RayEngine:
         self._actors = []
         self._data_ref = None
         if self._started_ray:
-            ray.shutdown()
+            stop_ray()
 
     def __enter__(self) -> RayEngine:
         return self

@@ -93,8 +93,6 @@ class ClientExecutor:
         self.device = torch.device(device)
         self.model = spec.model_fn().to(self.device)
         self.layout = param_layout(self.model)
-        # The first optimizer built imports torch._dynamo (~2 s CPU); pay it at start-up, not in round 1.
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
         # from_numpy keeps object-store arrays zero-copy on CPU; the copy happens on indexing.
         self.x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.int64, device=self.device)
