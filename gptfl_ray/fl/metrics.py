@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import f1_score
 
 from gptfl_ray.models.params import set_flat
 
@@ -37,9 +36,24 @@ def evaluate(
     true = y.cpu().numpy()
     return {
         "accuracy": float((pred == true).mean()),
-        "macro_f1": float(f1_score(true, pred, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(true, pred),
         "loss": loss_sum / max(len(y), 1),
     }
+
+
+def macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
+    """Unweighted mean F1 over the labels that occur in `true` or `pred`: what scikit-learn's
+    `f1_score(true, pred, average="macro", zero_division=0)` returns (tests/fl/test_metrics.py),
+    without importing scikit-learn (about 2 s) into every run. F1 of a label = 2 tp / (2 tp + fp + fn)."""
+    true, pred = np.asarray(true).ravel(), np.asarray(pred).ravel()
+    if len(true) == 0:
+        return 0.0
+    labels, inverse = np.unique(np.concatenate([true, pred]), return_inverse=True)
+    t, p = inverse[: len(true)], inverse[len(true) :]
+    k = len(labels)
+    tp = np.bincount(t[t == p], minlength=k)
+    f1 = 2 * tp / (np.bincount(t, minlength=k) + np.bincount(p, minlength=k))
+    return float(f1.mean())
 
 
 def round_bytes(
