@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -187,11 +188,13 @@ def federate(**kw):
 def _federate(cfg, output_dir: Path, kw: dict, engines) -> dict:
     from gptfl_ray.methods.task import load_task
 
+    task = load_task(cfg)  # while Ray comes up on start_ray's thread
+    # partition.png is drawn on a thread while Ray starts and the rounds run; written after them
+    partition_png = _draw_partition(cfg, task)
     if cfg.engine.backend == "ray":
         ensure_ray(cfg.engine.address)
         check_resources(client_requests(cfg.engine))
-        engines.prestart(cfg)  # the actors start while this process loads the data
-    task = load_task(cfg)
+        engines.prestart(cfg)  # the actors start while this process builds the model and evaluates round 0
     if kw["show_partition"]:
         from gptfl_ray.data.partition import partition_summary, partition_table
 
@@ -204,7 +207,7 @@ def _federate(cfg, output_dir: Path, kw: dict, engines) -> dict:
         if kw["overwrite"]:
             clear_run(output_dir, FEDERATE_STATE)
         write_config_section(output_dir, "federate", cfg)
-        res = _run(cfg, task, output_dir, kw, engines)
+        res = _run(cfg, task, output_dir, kw, engines, partition_png)
     console.print(
         results_table(
             f"{cfg.fl.strategy}: {cfg.data.dataset}, {cfg.data.clients} clients, {res.num_params:,} parameters",
@@ -228,14 +231,24 @@ def _federate(cfg, output_dir: Path, kw: dict, engines) -> dict:
     }
 
 
+def _draw_partition(cfg, task) -> Future:
+    from gptfl_ray.plots import render_partition_plot
+
+    title = f"label distribution: {cfg.data.dataset}, {cfg.data.clients} clients, {cfg.data.partition}"
+    pool = ThreadPoolExecutor(1, thread_name_prefix="partition-plot")
+    drawn = pool.submit(render_partition_plot, task.parts, task.dataset.y_train, task.dataset.class_names, title)
+    pool.shutdown(wait=False)  # the thread ends with its one drawing
+    return drawn
+
+
 def default_federate_dir(init: str | None) -> Path:
     """Where simulate keeps the same variant: FL from random init is `fedavg`, from a given model `gptfl`."""
     return Path(DEFAULT_RUN) / "federate" / ("gptfl" if init else "fedavg")
 
 
-def _run(cfg, task, output_dir: Path, kw: dict, engines):
+def _run(cfg, task, output_dir: Path, kw: dict, engines, partition_png):
     from gptfl_ray.fl.loop import run_federation
-    from gptfl_ray.plots import partition_plot
+    from gptfl_ray.plots import write_png
     from gptfl_ray.tracking import Tracker
 
     with (
@@ -254,13 +267,7 @@ def _run(cfg, task, output_dir: Path, kw: dict, engines):
         res = run_federation(
             cfg, task.dataset, task.parts, output_dir, resume=kw["resume"], engines=engines, on_round=on_round
         )
-        partition_plot(
-            task.parts,
-            task.dataset.y_train,
-            task.dataset.class_names,
-            output_dir / "plots" / "partition.png",
-            title=f"label distribution: {cfg.data.dataset}, {cfg.data.clients} clients, {cfg.data.partition}",
-        )
+        write_png(partition_png.result(), output_dir / "plots" / "partition.png")
         tracker.backfill_run(output_dir)
         tracker.log_run_artifacts(output_dir)
     return res

@@ -10,6 +10,8 @@ Each function takes arrays or history rows and a path, so any stage can draw its
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +90,20 @@ def partition_plot(
     parts: list[np.ndarray], y_train: np.ndarray, class_names, path: str | Path, title: str = ""
 ) -> Path:
     """A stacked bar per client: its samples split by class."""
-    plt = _pyplot()
+    return write_png(render_partition_plot(parts, y_train, class_names, title), path)
+
+
+def render_partition_plot(parts: list[np.ndarray], y_train: np.ndarray, class_names, title: str = "") -> bytes:
+    """`partition_plot`'s PNG as bytes. It touches no pyplot state (a bare `Figure` on Agg), so it
+    can be drawn on a thread while the main thread starts Ray and runs rounds (cli/federate.py)."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
     counts = partition_counts(parts, y_train, len(class_names))
     shown = counts[:MAX_PARTITION_CLIENTS]
-    fig, ax = plt.subplots(figsize=(max(6, 0.14 * len(shown) + 2), 4), dpi=120)
-    cmap = plt.get_cmap("tab20" if len(class_names) > 10 else "tab10")
+    fig = Figure(figsize=(max(6, 0.14 * len(shown) + 2), 4), dpi=120)
+    ax = fig.subplots()
+    cmap = colormaps["tab20" if len(class_names) > 10 else "tab10"]
     bottom = np.zeros(len(shown))
     for c, name in enumerate(class_names):
         ax.bar(
@@ -112,7 +123,19 @@ def partition_plot(
         ax.legend(fontsize=6, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left", title="class", title_fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def write_png(data: bytes, path: str | Path) -> Path:
+    """Writes a rendered PNG whole: a temporary file beside it, then a rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, p)
+    return p
 
 
 def pretrain_curve(history: list[dict], path: str | Path, title: str = "") -> Path:

@@ -75,6 +75,7 @@ class _Start:
 
 _pending: _Start | None = None
 _lock = threading.Lock()
+_START_EXIT_WAIT_S = 120.0  # a start still in flight at exit gets this long to finish, then is stopped
 
 
 class _NotMainThread(logging.Filter):
@@ -105,6 +106,7 @@ def start_ray(
                 signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
             logging.getLogger("ray._private.worker").addFilter(_NotMainThread())
         start = _pending = _Start((address, num_cpus, num_gpus, tuple(preload)), threading.Event())
+        atexit.register(_finish_start_at_exit, start)
 
     def run() -> None:
         try:
@@ -116,6 +118,16 @@ def start_ray(
         threading.Event().wait()  # keep Ray's processes alive: their parent-death signal is this thread's
 
     threading.Thread(target=run, name="gptfl-ray-start", daemon=True).start()
+
+
+def _finish_start_at_exit(start: _Start) -> None:
+    """A process that exits (bad input, Ctrl-C) while its start is in flight lets the start end and
+    then stops Ray: killed half-way, Ray's raylet would leave its agent processes running."""
+    if start.done.is_set():
+        return  # a finished start registered `_stop_at_exit`, which ran before this
+    start.done.wait(_START_EXIT_WAIT_S)
+    if start.done.is_set() and start.error is None and start.started:
+        stop_ray()
 
 
 def _join_pending() -> _Start | None:

@@ -7,7 +7,7 @@ from matplotlib.image import imread
 from gptfl_ray.data import load_dataset
 from gptfl_ray.data.base import Dataset
 from gptfl_ray.data.partition import partition
-from gptfl_ray.plots import partition_counts, partition_plot, pretrain_curve, sample_grid
+from gptfl_ray.plots import partition_counts, partition_plot, pretrain_curve, render_partition_plot, sample_grid
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,21 @@ def test_partition_counts_and_plot(digits, tmp_path):
     assert counts.sum(1).tolist() == [len(p) for p in parts]
     assert counts.sum(0).tolist() == np.bincount(digits.y_train, minlength=10).tolist()
     _png(partition_plot(parts, digits.y_train, digits.class_names, tmp_path / "partition.png"))
+
+
+def test_partition_plot_drawn_on_a_thread_is_the_same_png(digits, tmp_path):
+    """federate draws partition.png on a thread while Ray starts: the same bytes as on the main thread,
+    and no temporary file left beside the written one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = partition(digits.y_train, 20, "dirichlet", seed=0, alpha=0.1)
+    path = partition_plot(parts, digits.y_train, digits.class_names, tmp_path / "partition.png", title="t")
+    with ThreadPoolExecutor(2) as pool:
+        drawn = list(pool.map(lambda _: render_partition_plot(parts, digits.y_train, digits.class_names, "t"), range(2)))
+    assert drawn[0] == drawn[1] == path.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["partition.png"]
+    other = render_partition_plot(parts[::-1], digits.y_train, digits.class_names, "t")
+    assert other != drawn[0]  # the bytes depend on the partition drawn
 
 
 def test_pretrain_curve(tmp_path):

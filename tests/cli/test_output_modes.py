@@ -99,6 +99,8 @@ def test_verbose_ray_logs_reach_the_driver(monkeypatch):
     from gptfl_ray import ray_runtime
 
     calls = []
+    # (an earlier in-process command that stopped at bad input may leave its start in flight)
+    monkeypatch.setattr(ray_runtime, "_pending", None)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
     monkeypatch.delenv("GPTFL_LOG_LEVEL", raising=False)
