@@ -57,7 +57,9 @@ def test_partition_plot_drawn_on_a_thread_is_the_same_png(digits, tmp_path):
     parts = partition(digits.y_train, 20, "dirichlet", seed=0, alpha=0.1)
     path = partition_plot(parts, digits.y_train, digits.class_names, tmp_path / "partition.png", title="t")
     with ThreadPoolExecutor(2) as pool:
-        drawn = list(pool.map(lambda _: render_partition_plot(parts, digits.y_train, digits.class_names, "t"), range(2)))
+        drawn = list(
+            pool.map(lambda _: render_partition_plot(parts, digits.y_train, digits.class_names, "t"), range(2))
+        )
     assert drawn[0] == drawn[1] == path.read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["partition.png"]
     other = render_partition_plot(parts[::-1], digits.y_train, digits.class_names, "t")
