@@ -30,6 +30,7 @@ from gptfl_ray.errors import ConfigError
 from gptfl_ray.ray_runtime import ACTOR_MODULES, check_resources, client_requests, ensure_ray, start_ray
 from gptfl_ray.runio import (
     RunLock,
+    atomic_write_bytes,
     check_output_dir,
     clear_run,
     plain,
@@ -248,7 +249,6 @@ def default_federate_dir(init: str | None) -> Path:
 
 def _run(cfg, task, output_dir: Path, kw: dict, engines, partition_png):
     from gptfl_ray.fl.loop import run_federation
-    from gptfl_ray.plots import write_png
     from gptfl_ray.tracking import Tracker
 
     with (
@@ -267,7 +267,7 @@ def _run(cfg, task, output_dir: Path, kw: dict, engines, partition_png):
         res = run_federation(
             cfg, task.dataset, task.parts, output_dir, resume=kw["resume"], engines=engines, on_round=on_round
         )
-        write_png(partition_png.result(), output_dir / "plots" / "partition.png")
+        atomic_write_bytes(output_dir / "plots" / "partition.png", partition_png.result())
         tracker.backfill_run(output_dir)
         tracker.log_run_artifacts(output_dir)
     return res

@@ -11,7 +11,6 @@ Each function takes arrays or history rows and a path, so any stage can draw its
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +89,10 @@ def partition_plot(
     parts: list[np.ndarray], y_train: np.ndarray, class_names, path: str | Path, title: str = ""
 ) -> Path:
     """A stacked bar per client: its samples split by class."""
-    return write_png(render_partition_plot(parts, y_train, class_names, title), path)
+    from gptfl_ray.runio import atomic_write_bytes
+
+    atomic_write_bytes(path, render_partition_plot(parts, y_train, class_names, title))
+    return Path(path)
 
 
 def render_partition_plot(parts: list[np.ndarray], y_train: np.ndarray, class_names, title: str = "") -> bytes:
@@ -126,16 +128,6 @@ def render_partition_plot(parts: list[np.ndarray], y_train: np.ndarray, class_na
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
-
-
-def write_png(data: bytes, path: str | Path) -> Path:
-    """Writes a rendered PNG whole: a temporary file beside it, then a rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, p)
-    return p
 
 
 def pretrain_curve(history: list[dict], path: str | Path, title: str = "") -> Path:
