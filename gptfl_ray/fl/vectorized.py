@@ -1,11 +1,17 @@
 """Cohort-vectorized local training: an executor's share of a round's clients trained together.
 
 Every client of the cohort gets its own copy of the trainable weights, stacked along a leading
-client axis; `torch.func.vmap` over `grad_and_value(functional_call(model, ...))` computes every
-client's gradient on its own batch in one call, and one batched update applies each client's
-SGD step (its own momentum buffer and weight decay, and the algorithm's terms: FedProx's
-proximal pull, SCAFFOLD's correction; fl/algorithms/local.py). Many small models become one wide computation instead of K narrow ones, which is
-where small-client simulators lose their time (framework overhead per step, idle cores/GPU).
+client axis; one call computes every client's gradient on its own batch, and one batched
+update applies each client's SGD step (its own momentum buffer and weight decay, and the
+algorithm's terms: FedProx's proximal pull, SCAFFOLD's correction; fl/algorithms/local.py).
+Many small models become one wide computation instead of K narrow ones, which is where
+small-client simulators lose their time (framework overhead per step, idle cores/GPU).
+
+The gradient comes from one of two paths (`CohortTrainer.path`):
+- "stacked": for a chain of convolutions, linear layers, group norms, pooling and ReLUs, the
+  cohort's forward written on the stacked weights (grouped convolutions, `baddbmm`;
+  fl/stacked.py) and plain autograd: the fastest, and it never imports torch._dynamo;
+- "vmap": any other module, `torch.func.vmap` over `grad_and_value(functional_call(model, ...))`.
 
 The math is the sequential path's (`fl/client.py`): each client trains on exactly the batches
 `client_batches` gives it (its own seeded shuffle and batch boundaries). At step t only the
@@ -28,9 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value, vmap
 
 from gptfl_ray.fl.client import ClientResult, LocalTrainConfig
+from gptfl_ray.fl.stacked import StackedNet
 
 # Stacked weights, gradients and momentum for one client cost ~4x its parameters; a cohort is
 # cut into chunks so that this stays under the budget (resnet18: 5 clients per chunk).
@@ -97,11 +103,31 @@ class CohortTrainer:
         per_client = 16 * max(1, sum(s.stop - s.start for _, s, _ in self.entries))
         self.max_cohort = int(max(1, min(MAX_COHORT, COHORT_BYTES // per_client)))
 
+        self.stacked = StackedNet.build(model, tuple(x.shape[1:]))
+        self.path = "vmap" if self.stacked is None else "stacked"
+        self._grads = self._vmap_grads() if self.stacked is None else self._stacked_grads
+
+    def _stacked_grads(self, params, xb, yb, wb):
+        """Every client's gradient and loss through the hand-stacked forward (fl/stacked.py)."""
+        leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+        with torch.enable_grad():
+            logits = self.stacked.forward(leaves, xb)
+            K, B = yb.shape
+            per_sample = F.cross_entropy(logits.reshape(K * B, -1), yb.reshape(-1), reduction="none").view(K, B)
+            losses = (per_sample * wb).sum(1) / wb.sum(1)
+            grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
+        return dict(zip(leaves, grads)), losses.detach()
+
+    def _vmap_grads(self):
+        from torch.func import functional_call, grad_and_value, vmap  # first call imports torch._dynamo
+
+        model = self.model
+
         def loss_fn(p, xb, yb, wb):
             per_sample = F.cross_entropy(functional_call(model, p, (xb,)), yb, reduction="none")
             return (per_sample * wb).sum() / wb.sum()
 
-        self._grads = vmap(grad_and_value(loss_fn))
+        return vmap(grad_and_value(loss_fn))
 
     def train(self, global_params: np.ndarray, clients: list[CohortClient], prox_mu: float = 0.0) -> list[ClientResult]:
         out: list[ClientResult] = []
