@@ -81,7 +81,7 @@ def test_stacked_and_vmap_trainers_give_the_same_ragged_updates(name):
     a, b = stacked.train(g, clients, prox_mu=0.1), vm.train(g, clients, prox_mu=0.1)
     for ra, rb in zip(a, b):
         assert ra.steps == rb.steps
-        np.testing.assert_allclose(ra.delta, rb.delta, rtol=1e-4, atol=1e-5 * np.abs(rb.delta).max())
+        np.testing.assert_allclose(ra.delta, rb.delta, rtol=1e-4, atol=1e-4 * np.abs(rb.delta).max())
         assert ra.loss == pytest.approx(rb.loss, rel=1e-5)
 
 
