@@ -153,13 +153,17 @@ class LineWatcher:
                 self.seen.setdefault(r, time.perf_counter() - self.t0)
 
 
-def run_one(system: str, cmd: list[str], work: Path, i: int, timeout: float, watch: Path | None = None) -> dict:
+def run_one(
+    system: str, cmd: list[str], work: Path, i: int, timeout: float, watch: Path | None = None, extra_roots=()
+) -> dict:
+    """One whole process, timed and sampled; `extra_roots`: process trees that count too (a Ray
+    head the command joins: its memory, and the CPU seconds its processes use during the run)."""
     log = work / f"{system}-{i}.log"
     t0 = time.perf_counter()
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=bench_env(), cwd=str(work))
         watcher = LineWatcher(watch, t0) if watch is not None else None
-        sampler = TreeSampler(proc.pid, interval=0.2, pss_every=5, on_tick=watcher)
+        sampler = TreeSampler(proc.pid, interval=0.2, pss_every=5, on_tick=watcher, extra_roots=extra_roots)
         sampler.start()
         try:
             rc = proc.wait(timeout=timeout)

@@ -9,6 +9,12 @@ Runs, alternating and `--repeats` times each, whole subprocesses that do the sam
                    SimulatedBackend + FederatedAveraging, one process
   gptfl-ray        <gptfl-venv>/bin/gptfl-ray federate ... --backend ray --client-cpus 1
   gptfl-ray-local  the same with --backend local (no Ray, clients in the CLI's process)
+  gptfl-ray-attached  the --backend ray command with --address, joining a Ray head node that
+                   this script starts once before the timed runs (`ray start --head`, loopback,
+                   the same worker preload federate gives a Ray it starts itself): a researcher's
+                   second run on a laptop or a cluster, where Ray is already up. Its CPU and
+                   memory columns add the head node's processes (their CPU seconds during the
+                   run, their memory as sampled) to the command's own tree
   flower           <flower-venv>/bin/python benchmarks/flower/flower_digits.py: Flower's
                    simulation engine on its Ray backend, 1 CPU per virtual client
 
@@ -46,7 +52,8 @@ sys.path.insert(0, str(HERE))
 from bench_flower import run_one, uptime  # noqa: E402
 
 REPO = HERE.parent
-SYSTEMS = ("plain", "pfl", "gptfl-ray", "gptfl-ray-local", "flower")
+SYSTEMS = ("plain", "pfl", "gptfl-ray", "gptfl-ray-attached", "gptfl-ray-local", "flower")
+HEAD_PORT = 6391  # the attached runs' Ray head, on 127.0.0.1
 WORKLOAD = {
     "clients": 50,
     "alpha": 0.1,
@@ -69,8 +76,12 @@ def workload_args(w: dict) -> list[str]:
     return out + ["--seed", str(w["seed"])]
 
 
-def gptfl_cmd(venv: Path, w: dict, out_dir: Path, backend: str, client_cpus: float) -> list[str]:
+def gptfl_cmd(
+    venv: Path, w: dict, out_dir: Path, backend: str, client_cpus: float, address: str | None = None
+) -> list[str]:
     engine = ["--backend", "ray", "--client-cpus", str(client_cpus)] if backend == "ray" else ["--backend", "local"]
+    if address:
+        engine += ["--address", address]
     return [
         str(venv / "bin" / "gptfl-ray"),
         "federate",
@@ -204,6 +215,79 @@ def table(results: list[dict], rounds: int) -> str:
     return "\n".join(lines)
 
 
+def run_system(a, system: str, w: dict, work: Path, i: int, head: RayHead | None) -> dict:
+    if system.startswith("gptfl-ray"):
+        out = work / f"{system}-{i}"
+        backend = "local" if system.endswith("-local") else "ray"
+        address = head.address if system.endswith("-attached") else None
+        cmd = gptfl_cmd(Path(a.gptfl_venv), w, out, backend, a.client_cpus, address)
+        roots = (head.proc.pid,) if address else ()
+        r = read_gptfl(
+            run_one(system, cmd, work, i, a.timeout, watch=out / "metrics.jsonl", extra_roots=roots), out, w["rounds"]
+        )
+    else:
+        jo = work / f"{system}-{i}.json"
+        r = read_script(run_one(system, script_cmd(a, system, w, jo), work, i, a.timeout), jo)
+    print(
+        f"  {system} #{i}: wall {r['wall_s']:.1f}s, first round done {r['first_round_done_s'] or 0:.1f}s, "
+        f"rounds 2..{w['rounds']} {r['rounds_2_to_last_s'] or 0:.1f}s, CPU {r['cpu_s']:.1f}s, "
+        f"peak RSS {r['peak_rss_mb']:.0f} MB (PSS {r['peak_pss_mb']:.0f}), accuracy round 0 "
+        f"{r['round0_accuracy']:.4f}, final {r['final_accuracy']:.4f} (loss {r['final_loss']:.6f})  [{uptime()}]",
+        flush=True,
+    )
+    return r
+
+
+class RayHead:
+    """A local Ray head node for the attached runs, up before the first and stopped after the last."""
+
+    def __init__(self, venv: Path, work: Path):
+        import os
+        import subprocess
+        import time
+
+        from bench_flower import bench_env
+
+        env = {**bench_env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+        env.setdefault("RAY_AUTH_MODE", "disabled")
+        self.address = f"127.0.0.1:{HEAD_PORT}"
+        cmd = [
+            str(venv / "bin" / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(HEAD_PORT),
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--system-config",
+            json.dumps({"preload_python_modules": ["gptfl_ray.fl.engine"]}),
+        ]
+        self.log = open(work / "ray-head.log", "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 120
+        probe = [str(venv / "bin" / "python"), "-c", f"import ray; ray.init(address='{self.address}'); ray.shutdown()"]
+        while subprocess.run(probe, env=env, capture_output=True).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the Ray head for gptfl-ray-attached did not start; see {work / 'ray-head.log'}")
+            time.sleep(1)
+        self._os = os
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        try:
+            self._os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            self._os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="gptfl-ray vs a plain loop, pfl-research and Flower on the digits job")
     p.add_argument("--repeats", type=int, default=3)
@@ -238,6 +322,7 @@ def main(argv=None) -> int:
         "pfl": Path(a.pfl_venv) / "bin" / "python",
         "gptfl-ray": Path(a.gptfl_venv) / "bin" / "gptfl-ray",
         "gptfl-ray-local": Path(a.gptfl_venv) / "bin" / "gptfl-ray",
+        "gptfl-ray-attached": Path(a.gptfl_venv) / "bin" / "gptfl-ray",
         "flower": Path(a.flower_venv) / "bin" / "python",
     }
     for s in systems:
@@ -248,26 +333,16 @@ def main(argv=None) -> int:
     load_before = uptime()
     print(f"load before: {load_before}\nwork dir: {work}", flush=True)
 
+    head = RayHead(Path(a.gptfl_venv), work) if "gptfl-ray-attached" in systems else None
     results = []
-    for i in range(a.repeats):
-        for system in systems if i % 2 == 0 else systems[::-1]:
-            if system.startswith("gptfl-ray"):
-                out = work / f"{system}-{i}"
-                cmd = gptfl_cmd(
-                    Path(a.gptfl_venv), w, out, "local" if system.endswith("-local") else "ray", a.client_cpus
-                )
-                r = read_gptfl(run_one(system, cmd, work, i, a.timeout, watch=out / "metrics.jsonl"), out, w["rounds"])
-            else:
-                jo = work / f"{system}-{i}.json"
-                r = read_script(run_one(system, script_cmd(a, system, w, jo), work, i, a.timeout), jo)
-            results.append(r)
-            print(
-                f"  {system} #{i}: wall {r['wall_s']:.1f}s, first round done {r['first_round_done_s'] or 0:.1f}s, "
-                f"rounds 2..{w['rounds']} {r['rounds_2_to_last_s'] or 0:.1f}s, CPU {r['cpu_s']:.1f}s, "
-                f"peak RSS {r['peak_rss_mb']:.0f} MB (PSS {r['peak_pss_mb']:.0f}), accuracy round 0 "
-                f"{r['round0_accuracy']:.4f}, final {r['final_accuracy']:.4f} (loss {r['final_loss']:.6f})  [{uptime()}]",
-                flush=True,
-            )
+    try:
+        for i in range(a.repeats):
+            for system in systems if i % 2 == 0 else systems[::-1]:
+                results.append(run_system(a, system, w, work, i, head))
+    finally:
+        if head is not None:
+            head.stop()
+    load_after = uptime()
     load_after = uptime()
     print(f"load after: {load_after}\n")
     print(table(results, w["rounds"]))

@@ -9,6 +9,11 @@ shows the median of `--repeats` processes each and their ratio, from this one ru
 share of every round's clients (the fractional executors of `--client-gpus 1/k`); clients/s is
 the total over the wall time of the slowest.
 
+Beside clients/s, each row gives the FLOPs the executors did per second (torch's FLOP counter on
+one forward + backward, times the rows trained) against this device's one-thread float32 matrix
+multiply: an executor that already runs near that speed is compute-bound, and no batching of
+clients can make it faster than `matmul / sequential` (the "ceiling" column).
+
 Workloads, both with the digits split of the issue (50 clients, Dirichlet 0.1, 10 per round,
 1 local epoch, batch 10, SGD lr 0.05):
 - `cnn`: the real digits (1x8x8);
@@ -73,14 +78,50 @@ def child(args) -> None:
         while sum(os.path.exists(f"{args.barrier}.{i}") for i in range(args.share_of)) < args.share_of:
             time.sleep(0.005)
     t0 = time.perf_counter()
-    n = 0
+    n = rows = 0
     for r in range(1, args.rounds + 1):
         ids = share(r)
         ex.run(g, ids, r)
         n += len(ids)
+        rows += sum(len(parts[int(c)]) for c in ids)  # 1 local epoch (batches of one skipped: within 1%)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
-    print(json.dumps({"clients": n, "seconds": time.perf_counter() - t0}))
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"clients": n, "seconds": seconds, "flops": rows * step_flops_per_row(factory, shape)}))
+
+
+def step_flops_per_row(factory, shape) -> float:
+    """Forward + backward FLOPs of one training row (torch's FLOP counter on a batch of 10)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = factory()
+    x, y = torch.randn(10, *shape), torch.randint(0, 10, (10,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / 10
+
+
+def sgemm_gflops(device: str, size: int = 1024, reps: int = 20) -> float:
+    """This device's matrix-multiply speed in float32 on one thread (CPU): the ceiling of any executor."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(3):
+        for _ in range(2):
+            a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return 2 * size**3 / best / 1e9
 
 
 def measure(workload, executor, rounds, device, executors) -> float:
@@ -114,7 +155,8 @@ def measure(workload, executor, rounds, device, executors) -> float:
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     if any(p.returncode for p in procs):
         raise SystemExit(f"a child failed: {workload} {executor}")
-    return sum(o["clients"] for o in outs) / max(o["seconds"] for o in outs)
+    seconds = max(o["seconds"] for o in outs)
+    return sum(o["clients"] for o in outs) / seconds, sum(o["flops"] for o in outs) / seconds / 1e9
 
 
 def main(argv=None) -> None:
@@ -138,23 +180,34 @@ def main(argv=None) -> None:
     for workload in args.workloads.split(","):
         for k in (int(v) for v in args.executors.split(",")):
             got = {"sequential": [], "vectorized": []}
+            gflops = {"sequential": [], "vectorized": []}
             for _ in range(args.repeats):
                 for executor in got:
-                    got[executor].append(measure(workload, executor, args.rounds, args.device, k))
+                    rate, gf = measure(workload, executor, args.rounds, args.device, k)
+                    got[executor].append(rate)
+                    gflops[executor].append(gf)
             seq, vec = statistics.median(got["sequential"]), statistics.median(got["vectorized"])
-            rows.append((workload, k, seq, vec, vec / seq, got))
+            gf = {e: statistics.median(v) for e, v in gflops.items()}
+            rows.append((workload, k, seq, vec, vec / seq, got, gf))
     load1 = os.getloadavg()[0]
+    peak = sgemm_gflops(args.device)
     print(
         f"device {args.device}; {args.rounds} timed rounds x 10 clients per process; median of {args.repeats}; "
-        f"load average {load0:.2f} at start, {load1:.2f} at end\n"
+        f"load average {load0:.2f} at start, {load1:.2f} at end; float32 matmul (1024^2, one thread) "
+        f"{peak:.1f} GFLOP/s\n"
     )
     print(
-        "| model | executors on the device | sequential clients/s | vectorized clients/s | vectorized / sequential | all runs (seq; vec) |"
+        "| model | executors on the device | sequential clients/s | vectorized clients/s | vectorized / sequential "
+        "| sequential GFLOP/s (% of matmul) | vectorized GFLOP/s | ceiling: matmul / sequential | all runs (seq; vec) |"
     )
-    print("|---|---:|---:|---:|---:|---|")
-    for workload, k, seq, vec, ratio, got in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for workload, k, seq, vec, ratio, got, gf in rows:
         runs = "; ".join(", ".join(f"{v:.1f}" for v in got[e]) for e in ("sequential", "vectorized"))
-        print(f"| `{workload}` | {k} | {seq:.1f} | {vec:.1f} | {ratio:.2f}x | {runs} |")
+        s_gf, v_gf = gf["sequential"], gf["vectorized"]
+        print(
+            f"| `{workload}` | {k} | {seq:.1f} | {vec:.1f} | {ratio:.2f}x | {s_gf:.1f} ({100 * s_gf / peak:.0f}%) "
+            f"| {v_gf:.1f} | {peak / s_gf:.1f}x | {runs} |"
+        )
 
 
 if __name__ == "__main__":

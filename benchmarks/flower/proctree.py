@@ -53,9 +53,20 @@ class TreeSampler(threading.Thread):
     `on_tick`, if given, is called after every sample (the bench uses it to timestamp output).
     """
 
-    def __init__(self, pid: int, interval: float = 0.2, pss_every: int = 5, on_tick=None):
+    def __init__(self, pid: int, interval: float = 0.2, pss_every: int = 5, on_tick=None, extra_roots=()):
         super().__init__(daemon=True)
         self.pid, self.interval, self.pss_every, self.on_tick = pid, interval, pss_every, on_tick
+        # Trees of processes the command uses without owning (a Ray head it joins): their memory
+        # counts, and their CPU seconds from now on (less what each had used before).
+        self.extra_roots = tuple(extra_roots)
+        self.cpu_before: dict[int, float] = {}
+        for r in self.extra_roots:
+            for p in tree(r):
+                try:
+                    t = p.cpu_times()
+                except psutil.Error:
+                    continue
+                self.cpu_before[p.pid] = t.user + t.system
         self.peak_rss = self.peak_pss = self.peak_procs = self.samples = 0
         self.peak_breakdown: list[tuple[str, int]] = []  # (label, RSS) per process at the peak
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (label, user+system s last seen)
@@ -64,7 +75,10 @@ class TreeSampler(threading.Thread):
     def sample(self, pss: bool = False) -> None:
         rss = pss_sum = 0
         per: list[tuple[str, int]] = []
-        for p in tree(self.pid):
+        own = tree(self.pid)
+        own_pids = {p.pid for p in own}
+        extra = [p for r in self.extra_roots for p in tree(r) if p.pid not in own_pids]
+        for p in own + extra:
             try:
                 with p.oneshot():
                     if pss:
@@ -80,7 +94,7 @@ class TreeSampler(threading.Thread):
                 continue
             rss += info.rss
             per.append((name, info.rss))
-            self.cpu[p.pid] = (name, t.user + t.system)
+            self.cpu[p.pid] = (name, t.user + t.system - self.cpu_before.get(p.pid, 0.0))
         if rss > self.peak_rss:
             self.peak_rss, self.peak_breakdown = rss, per
         self.peak_pss = max(self.peak_pss, pss_sum)
