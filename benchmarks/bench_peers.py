@@ -10,7 +10,7 @@ Runs, alternating and `--repeats` times each, whole subprocesses that do the sam
   gptfl-ray        <gptfl-venv>/bin/gptfl-ray federate ... --backend ray --client-cpus 1
   gptfl-ray-local  the same with --backend local (no Ray, clients in the CLI's process)
   gptfl-ray-attached  the --backend ray command with --address, joining a Ray head node that
-                   this script starts once before the timed runs (`ray start --head`, loopback,
+                   this script starts before each such run, untimed (`ray start --head`, loopback,
                    the same worker preload federate gives a Ray it starts itself): a researcher's
                    second run on a laptop or a cluster, where Ray is already up. Its CPU and
                    memory columns add the head node's processes (their CPU seconds during the
@@ -215,16 +215,23 @@ def table(results: list[dict], rounds: int) -> str:
     return "\n".join(lines)
 
 
-def run_system(a, system: str, w: dict, work: Path, i: int, head: RayHead | None) -> dict:
-    if system.startswith("gptfl-ray"):
+def run_system(a, system: str, w: dict, work: Path, i: int) -> dict:
+    if system.endswith("-attached"):
+        # The head runs only around its own runs: a second Ray on the machine slows the others'
+        # start-up (cold gptfl-ray runs took 12.7-16.3 s beside an idle head, 9.0-9.3 s alone).
+        head = RayHead(Path(a.gptfl_venv), work)
+        try:
+            out = work / f"{system}-{i}"
+            cmd = gptfl_cmd(Path(a.gptfl_venv), w, out, "ray", a.client_cpus, head.address)
+            r = run_one(system, cmd, work, i, a.timeout, watch=out / "metrics.jsonl", extra_roots=(head.proc.pid,))
+        finally:
+            head.stop()
+        r = read_gptfl(r, out, w["rounds"])
+    elif system.startswith("gptfl-ray"):
         out = work / f"{system}-{i}"
         backend = "local" if system.endswith("-local") else "ray"
-        address = head.address if system.endswith("-attached") else None
-        cmd = gptfl_cmd(Path(a.gptfl_venv), w, out, backend, a.client_cpus, address)
-        roots = (head.proc.pid,) if address else ()
-        r = read_gptfl(
-            run_one(system, cmd, work, i, a.timeout, watch=out / "metrics.jsonl", extra_roots=roots), out, w["rounds"]
-        )
+        cmd = gptfl_cmd(Path(a.gptfl_venv), w, out, backend, a.client_cpus)
+        r = read_gptfl(run_one(system, cmd, work, i, a.timeout, watch=out / "metrics.jsonl"), out, w["rounds"])
     else:
         jo = work / f"{system}-{i}.json"
         r = read_script(run_one(system, script_cmd(a, system, w, jo), work, i, a.timeout), jo)
@@ -239,7 +246,7 @@ def run_system(a, system: str, w: dict, work: Path, i: int, head: RayHead | None
 
 
 class RayHead:
-    """A local Ray head node for the attached runs, up before the first and stopped after the last."""
+    """A local Ray head node for one attached run: started before it, stopped after it, both untimed."""
 
     def __init__(self, venv: Path, work: Path):
         import os
@@ -260,6 +267,10 @@ class RayHead:
             "127.0.0.1",
             "--port",
             str(HEAD_PORT),
+            # its own temp dir: a head in /tmp/ray would be joined by any plain `ray.init()` on
+            # this machine (Flower's, whose Ray release then refuses it)
+            "--temp-dir",
+            tempfile.mkdtemp(prefix="rayhead-", dir="/tmp"),
             "--include-dashboard",
             "false",
             "--disable-usage-stats",
@@ -280,11 +291,16 @@ class RayHead:
         import signal
         import subprocess
 
+        # SIGTERM makes `ray start --block` drain for up to 30 s; the head is disposable, so
+        # its whole process group goes at once, and the next run starts on a quiet machine.
         try:
-            self._os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
             self._os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
         self.log.close()
 
 
@@ -333,15 +349,10 @@ def main(argv=None) -> int:
     load_before = uptime()
     print(f"load before: {load_before}\nwork dir: {work}", flush=True)
 
-    head = RayHead(Path(a.gptfl_venv), work) if "gptfl-ray-attached" in systems else None
     results = []
-    try:
-        for i in range(a.repeats):
-            for system in systems if i % 2 == 0 else systems[::-1]:
-                results.append(run_system(a, system, w, work, i, head))
-    finally:
-        if head is not None:
-            head.stop()
+    for i in range(a.repeats):
+        for system in systems if i % 2 == 0 else systems[::-1]:
+            results.append(run_system(a, system, w, work, i))
     load_after = uptime()
     load_after = uptime()
     print(f"load after: {load_after}\n")
