@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -216,6 +217,13 @@ def _federate(cfg, output_dir: Path, kw: dict, engines) -> dict:
         )
     )
     last = res.history[-1]
+    bad = next((h["round"] for h in res.history if not math.isfinite(h.get("loss", 0.0))), None)
+    if bad is not None:
+        console.print(
+            f"[yellow]warning:[/] the run diverged: its test loss is not finite from round {bad} on "
+            "(NaN or infinite weights)",
+            highlight=False,
+        )
     val = f"validation {last['val_accuracy']:.4f}, " if "val_accuracy" in last else ""
     console.print(f"final accuracy: {val}test {last['accuracy']:.4f} in {res.wall_s:.1f}s; results in {output_dir}/")
     return {

@@ -216,7 +216,7 @@ def simulate(**kw):
     )
     from gptfl_ray.plots import plot_inputs
     from gptfl_ray.ray_runtime import check_resources, client_requests, ensure_ray, generate_request, train_request
-    from gptfl_ray.report import plot_variants, variants_table, write_summary
+    from gptfl_ray.report import diverged_lines, plot_variants, variants_table, write_summary
     from gptfl_ray.runio import RunLock, check_output_dir, clear_run, load_toml_file, read_config
     from gptfl_ray.tracking import Tracker, check_track
 
@@ -284,6 +284,8 @@ def simulate(**kw):
             f"{prompts['total']} prompts fell back to class templates (summary.json: prompts)",
             highlight=False,
         )
+    for line in diverged_lines(summary):
+        console.print(f"[yellow]warning:[/] {line}", highlight=False)
     if summary.get("target_is_fedavg_final"):
         console.print(f"target = fedavg's final accuracy ({summary['target_accuracy']:.4f})", highlight=False)
     console.print(

@@ -36,6 +36,8 @@ def variant_summary(
     supplies the per-round gradient diversity when given."""
     final = history[-1]
     hit = first_reaching(history, target)
+    # A model whose weights went NaN or inf evaluates to a non-finite loss: its run diverged.
+    bad = next((h for h in history if h.get("loss") is not None and not math.isfinite(h["loss"])), None)
     val = {}
     if "val_accuracy" in final:
         val = {
@@ -62,8 +64,19 @@ def variant_summary(
         "target_accuracy": target,
         "rounds_to_target": None if hit is None else hit["round"],
         "bytes_to_target": None if hit is None else hit.get("cum_bytes", 0),
+        "diverged_round": None if bad is None else bad["round"],
         **(extra or {}),
     }
+
+
+def diverged_lines(summary: dict) -> list[str]:
+    """One line per variant of a run whose model diverged (`diverged_round` in summary.json)."""
+    return [
+        f"{name} diverged: its test loss is not finite from round {v['diverged_round']} on "
+        "(NaN or infinite weights); its later accuracies are those of a broken model"
+        for name, v in summary.get("variants", {}).items()
+        if v.get("diverged_round") is not None
+    ]
 
 
 def write_summary(path: str | Path, summary: dict) -> None:
@@ -391,7 +404,14 @@ def aggregate_runs(runs: list[dict]) -> dict:
         }
         for name in fgl_vars
     ]
+    diverged = [
+        {"variant": name, "seed": r["seed"], "round": v["diverged_round"]}
+        for r in runs
+        for name, v in r["summary"]["variants"].items()
+        if v.get("diverged_round") is not None
+    ]
     return {
+        "diverged": diverged,
         "runs": [r["dir"] for r in runs],
         "seeds": [r["seed"] for r in runs],
         "n": len(runs),
@@ -466,6 +486,14 @@ def report_markdown(agg: dict) -> str:
                 for k in agg["fgl"]["keys"]
             ]
             lines.append(f"| {names.get(row['variant'], row['variant'])} | " + " | ".join(cells) + " |")
+    if agg.get("diverged"):
+        runs = "; ".join(
+            f"{names.get(d['variant'], d['variant'])} in seed {d['seed']} (round {d['round']})" for d in agg["diverged"]
+        )
+        lines += [
+            "",
+            f"diverged (test loss not finite from the round given on; counted in the cells as measured): {runs}",
+        ]
     target = agg["target"]
     lines += [
         "",

@@ -138,3 +138,31 @@ def test_bad_input_is_one_line_exit_2(tmp_path, case, needle):
     assert res.exit_code == 2
     assert needle in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_variant_summary_names_the_round_a_run_diverged():
+    from gptfl_ray.report import diverged_lines, variant_summary
+
+    def hist(losses):
+        return [{"round": r, "accuracy": 0.5, "macro_f1": 0.5, "loss": l} for r, l in enumerate(losses)]
+
+    ok = variant_summary(hist([2.3, 1.1, 0.9]), None, 10)
+    bad = variant_summary(hist([2.3, 1.1, float("nan"), float("nan")]), None, 10)
+    inf = variant_summary(hist([2.3, float("inf")]), None, 10)
+    assert ok["diverged_round"] is None and bad["diverged_round"] == 2 and inf["diverged_round"] == 1
+    lines = diverged_lines({"variants": {"fedavg": ok, "fgl_rounds": bad}})
+    assert len(lines) == 1 and lines[0].startswith("fgl_rounds diverged") and "round 2" in lines[0]
+
+
+def test_report_lists_the_runs_that_diverged(tmp_path):
+    dirs = [write_run(tmp_path, s) for s in range(3)]
+    path = dirs[1] / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["variants"]["gptfl"]["diverged_round"] = 4
+    path.write_text(json.dumps(summary))
+    agg = aggregate_runs(load_finished_runs(dirs))
+    assert agg["diverged"] == [{"variant": "gptfl", "seed": 1, "round": 4}]
+    md = report_markdown(agg)
+    assert "diverged" in md and "gptfl (pre-trained, then FL) in seed 1 (round 4)" in md
+    clean = report_markdown(aggregate_runs(load_finished_runs([dirs[0], dirs[2]])))
+    assert "diverged" not in clean

@@ -72,3 +72,15 @@ def test_config_file_and_saved_config_reproduce(tmp_path):
     res = invoke(["--config", str(a / "config.toml"), "--output-dir", str(b)])
     assert res.exit_code == 0, res.output
     assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+
+
+def test_a_diverging_run_says_so_and_the_round(tmp_path):
+    """A learning rate no model survives: weights go NaN, and the run says from which round."""
+    out = tmp_path / "run"
+    res = invoke([*TINY, "--lr", "1e30", "--output-dir", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    first_bad = next(r["round"] for r in rows if r["loss"] != r["loss"] or abs(r["loss"]) == float("inf"))
+    assert f"the run diverged: its test loss is not finite from round {first_bad} on" in " ".join(res.output.split())
+    ok = invoke([*TINY, "--output-dir", str(tmp_path / "ok")])
+    assert ok.exit_code == 0 and "diverged" not in ok.output
