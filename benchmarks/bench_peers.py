@@ -279,12 +279,14 @@ class RayHead:
         ]
         self.log = open(work / "ray-head.log", "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        # Up once `ray start` says so (a probe driver would make the head start, and then kill,
+        # worker processes just before the timed run).
         deadline = time.monotonic() + 120
-        probe = [str(venv / "bin" / "python"), "-c", f"import ray; ray.init(address='{self.address}'); ray.shutdown()"]
-        while subprocess.run(probe, env=env, capture_output=True).returncode != 0:
+        while "Ray runtime started" not in (work / "ray-head.log").read_text(errors="replace"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the Ray head for gptfl-ray-attached did not start; see {work / 'ray-head.log'}")
-            time.sleep(1)
+            time.sleep(0.2)
+        time.sleep(1.0)  # its agents finish registering
         self._os = os
 
     def stop(self) -> None:
