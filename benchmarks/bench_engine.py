@@ -3,6 +3,9 @@
     python benchmarks/bench_engine.py            # both sections, ~4-6 min on 2 busy cores
     python benchmarks/bench_engine.py --quick    # a smoke run
 
+It needs psutil, which gptfl-ray's own venv does not install (Ray 2.60 no longer brings it):
+`pip install --target /tmp/psu psutil` and `PYTHONPATH=/tmp/psu` in front of the command do.
+
 (1) Overhead. The engine's wall time for R rounds against a plain single-process loop that does
 exactly the same local SGD steps: `client_update` called in a for loop over the same sampled
 clients with the same per-client seeds (same model, same batches), summed into a `PartialSum`.
@@ -49,7 +52,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402  (after ray: Ray vendors psutil)
+import psutil  # noqa: E402  (not a gptfl-ray dependency: see the module text)
 import ray  # noqa: E402
 import torch  # noqa: E402
 
@@ -224,18 +227,22 @@ class TreeMemory(threading.Thread):
         self._halt = threading.Event()
 
     def run(self):
-        me = psutil.Process()
         while not self._halt.is_set():
-            tag, snap = self.tag, {}
+            tag = self.tag
             if tag is not None:
-                for p in [me, *me.children(recursive=True)]:
-                    try:
-                        m = p.memory_full_info()
-                        snap[p.pid] = (m.rss, getattr(m, "pss", m.rss))
-                    except (psutil.NoSuchProcess, psutil.AccessDenied):
-                        pass
-                self.samples.append((tag, snap))
+                self.snapshot(tag)
             self._halt.wait(self.interval)
+
+    def snapshot(self, tag) -> None:
+        """One sample now, tagged `tag`: a round shorter than the interval still gets one."""
+        me, snap = psutil.Process(), {}
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                m = p.memory_full_info()
+                snap[p.pid] = (m.rss, getattr(m, "pss", m.rss))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        self.samples.append((tag, snap))
 
     def stop(self):
         self._halt.set()
@@ -275,6 +282,7 @@ def bench_scale(args) -> list[str]:
             mem.tag = None
             cpus[pop].append(tree_cpu() - c0)
             times[pop].append(dt)
+            mem.snapshot(pop)  # untimed, uncounted: the actors still hold this round's memory
     mem.stop()
     for eng in engines.values():
         eng.close()
