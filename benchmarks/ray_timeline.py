@@ -13,46 +13,13 @@ from pathlib import Path
 
 import psutil
 
-GPTFL = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "gptfl-ray")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_peers import WORKLOAD, gptfl_cmd  # noqa: E402  (the issue-14 job, as bench_peers runs it)
+
 out = sys.argv[1]
 extra = sys.argv[2:]
-cmd = [
-    GPTFL,
-    "federate",
-    "--dataset",
-    "digits",
-    "--model",
-    "cnn",
-    "--partition",
-    "dirichlet",
-    "--clients",
-    "50",
-    "--alpha",
-    "0.1",
-    "--clients-per-round",
-    "10",
-    "--rounds",
-    "30",
-    "--local-epochs",
-    "1",
-    "--batch-size",
-    "10",
-    "--lr",
-    "0.05",
-    "--momentum",
-    "0",
-    "--seed",
-    "0",
-    "--eval-every",
-    "1",
-    "--backend",
-    "ray",
-    "--client-cpus",
-    "1",
-    "--output-dir",
-    out,
-    *extra,
-]
+cmd = [*gptfl_cmd(HERE.parent / ".venv", WORKLOAD, Path(out), "ray", 1.0), *extra]
 env = {
     **os.environ,
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
