@@ -194,6 +194,12 @@ def _ensure_ray(address, num_cpus, num_gpus, preload) -> bool:
     address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` on a cluster
     if address and address != "local":
         check_reachable(address)
+        if os.environ[_LOOPBACK_ENV] == "0" and _is_loopback(address):
+            # A head on 127.0.0.1 (README: many short runs on one machine): unless this process
+            # imported Ray with the variable already at 0, Ray rewrites a loopback address to
+            # this machine's network address, where nothing listens, and ray.init retries for
+            # minutes instead of connecting.
+            _force_loopback()
         try:
             ray.init(address=address, configure_logging=False, log_to_driver=verbose())
         except Exception as exc:  # noqa: BLE001 - every failure to join is one line about --address
@@ -290,6 +296,20 @@ def _host_port(address: str) -> tuple[str, int] | None:
     if not sep or not port.isdigit():
         return None
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    hp = _host_port(address)
+    if hp is None:
+        return False
+    if hp[0] == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hp[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def check_reachable(address: str) -> None:

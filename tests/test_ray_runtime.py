@@ -147,3 +147,26 @@ sys.exit(2)
     assert not left
     if "in flight" not in done.stdout:
         pytest.skip("Ray came up before the child could exit during its start: the case was not reached")
+
+
+@pytest.mark.parametrize(
+    "address, loopback",
+    [("127.0.0.1:6379", True), ("localhost:6379", True), ("[::1]:6379", True), ("10.0.0.5:6379", False)],
+)
+def test_joining_a_loopback_head_keeps_ray_on_loopback(monkeypatch, address, loopback):
+    """`--address 127.0.0.1:PORT` from a process that imported Ray without
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: before the fix Ray rewrote the address to the machine's
+    network address, where the head does not listen, and `ray.init` hung."""
+    import ray._private.ray_constants as ray_constants
+
+    import gptfl_ray.ray_runtime as rt
+
+    _shutdown()
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", True)  # as if Ray was imported without it
+    monkeypatch.setattr(rt, "check_reachable", lambda a: None)
+    seen = {}
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw, cluster=ray_constants.ENABLE_RAY_CLUSTER))
+    assert ensure_ray(address) is True
+    assert seen["address"] == address
+    assert seen["cluster"] is (not loopback)
