@@ -42,14 +42,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_flower import run_one, uptime  # noqa: E402
+from bench_flower import bench_env, run_one, uptime  # noqa: E402
 
 REPO = HERE.parent
 SYSTEMS = ("plain", "pfl", "gptfl-ray", "gptfl-ray-attached", "gptfl-ray-local", "flower")
@@ -249,12 +253,6 @@ class RayHead:
     """A local Ray head node for one attached run: started before it, stopped after it, both untimed."""
 
     def __init__(self, venv: Path, work: Path):
-        import os
-        import subprocess
-        import time
-
-        from bench_flower import bench_env
-
         env = {**bench_env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
         env.setdefault("RAY_AUTH_MODE", "disabled")
         self.address = f"127.0.0.1:{HEAD_PORT}"
@@ -287,16 +285,12 @@ class RayHead:
                 raise SystemExit(f"the Ray head for gptfl-ray-attached did not start; see {work / 'ray-head.log'}")
             time.sleep(0.2)
         time.sleep(1.0)  # its agents finish registering
-        self._os = os
 
     def stop(self) -> None:
-        import signal
-        import subprocess
-
         # SIGTERM makes `ray start --block` drain for up to 30 s; the head is disposable, so
         # its whole process group goes at once, and the next run starts on a quiet machine.
         try:
-            self._os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         try:
@@ -355,7 +349,6 @@ def main(argv=None) -> int:
     for i in range(a.repeats):
         for system in systems if i % 2 == 0 else systems[::-1]:
             results.append(run_system(a, system, w, work, i))
-    load_after = uptime()
     load_after = uptime()
     print(f"load after: {load_after}\n")
     print(table(results, w["rounds"]))

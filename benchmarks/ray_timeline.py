@@ -1,6 +1,6 @@
 """When each process of one cold `gptfl-ray federate --backend ray` run (issue 14's digits job)
 appears and is retitled (ray::IDLE -> ray::ExecutorActor...), polled every 50 ms, and when
-metrics.jsonl gets its first and last lines. Needs psutil (run it with the pfl or Flower venv):
+metrics.jsonl gets its first line (round 0) and its last (the last round). Needs psutil (run it with the pfl or Flower venv):
 
     /work/pfl-venv/bin/python benchmarks/ray_timeline.py /tmp/tl1 [extra federate options]
 """
@@ -64,7 +64,7 @@ while p.poll() is None:
     if os.path.exists(mf):
         k = sum(1 for _ in open(mf))
         if k > lines_seen:
-            if lines_seen == 0 or k >= 31:
+            if lines_seen == 0 or k > WORKLOAD["rounds"]:
                 events.append((round(t, 2), 0, f"metrics line {k}"))
             lines_seen = k
     time.sleep(0.05)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -217,7 +216,9 @@ def _federate(cfg, output_dir: Path, kw: dict, engines) -> dict:
         )
     )
     last = res.history[-1]
-    bad = next((h["round"] for h in res.history if not math.isfinite(h.get("loss", 0.0))), None)
+    from gptfl_ray.report import diverged_round
+
+    bad = diverged_round(res.history)
     if bad is not None:
         console.print(
             f"[yellow]warning:[/] the run diverged: its test loss is not finite from round {bad} on "

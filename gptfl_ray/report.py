@@ -36,8 +36,6 @@ def variant_summary(
     supplies the per-round gradient diversity when given."""
     final = history[-1]
     hit = first_reaching(history, target)
-    # A model whose weights went NaN or inf evaluates to a non-finite loss: its run diverged.
-    bad = next((h for h in history if h.get("loss") is not None and not math.isfinite(h["loss"])), None)
     val = {}
     if "val_accuracy" in final:
         val = {
@@ -64,9 +62,15 @@ def variant_summary(
         "target_accuracy": target,
         "rounds_to_target": None if hit is None else hit["round"],
         "bytes_to_target": None if hit is None else hit.get("cum_bytes", 0),
-        "diverged_round": None if bad is None else bad["round"],
+        "diverged_round": diverged_round(history),
         **(extra or {}),
     }
+
+
+def diverged_round(history: list[dict]) -> int | None:
+    """The first evaluated round whose test loss is not finite: a model whose weights went NaN or
+    infinite evaluates so, and its run diverged there. None for a run that did not."""
+    return next((h["round"] for h in history if h.get("loss") is not None and not math.isfinite(h["loss"])), None)
 
 
 def diverged_lines(summary: dict) -> list[str]:
